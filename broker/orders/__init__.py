@@ -1,0 +1,1 @@
+"""The order builder: resolve instruments, price legs, and build SDK orders."""
