@@ -18,15 +18,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from enum import StrEnum
 
-from broker.ticks import Side, TickSchedule
+from tastytrade.utils import PriceEffect
+
+from broker.orders.pricing import passive_side, signed_price, split_signed_price
+from broker.ticks import TickSchedule
 
 __all__ = [
     "ChaseParams",
     "ChaseParamsError",
-    "Effect",
     "PriceLadder",
+    "effect_of",
     "half_spread",
     "improvement",
     "improvement_pct_of_half_spread",
@@ -41,26 +43,12 @@ class ChaseParamsError(ValueError):
     """Chase settings outside their allowed range; the message names the setting."""
 
 
-class Effect(StrEnum):
-    """The order's price effect (same spelling as the SDK's ``PriceEffect``)."""
-
-    DEBIT = "Debit"
-    CREDIT = "Credit"
-
-    @classmethod
-    def of(cls, signed_price: Decimal) -> Effect:
-        if signed_price == 0:
-            raise ChaseParamsError("a limit price of 0 has no debit/credit effect; refusing it")
-        return cls.DEBIT if signed_price < 0 else cls.CREDIT
-
-    def sign(self, magnitude: Decimal) -> Decimal:
-        """Magnitude → signed SDK price."""
-        return -abs(magnitude) if self is Effect.DEBIT else abs(magnitude)
-
-    @property
-    def side(self) -> Side:
-        """Which way passive rounding goes: a debit rounds like a buyer, a credit like a seller."""
-        return Side.BUY if self is Effect.DEBIT else Side.SELL
+def effect_of(price: Decimal) -> PriceEffect:
+    """The effect a signed limit price carries; a zero price is refused (it has none)."""
+    _, effect = split_signed_price(price)
+    if effect is PriceEffect.NONE:
+        raise ChaseParamsError("a limit price of 0 has no debit/credit effect; refusing it")
+    return effect
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,10 +106,13 @@ class PriceLadder:
     """Start and step prices for one order: its tick schedule and its (fixed) effect."""
 
     schedule: TickSchedule
-    effect: Effect
+    effect: PriceEffect
 
-    def _magnitude(self, signed: Decimal) -> Decimal:
-        return abs(signed)
+    def __post_init__(self) -> None:
+        passive_side(self.effect)  # refuses PriceEffect.NONE
+
+    def _sign(self, magnitude: Decimal) -> Decimal:
+        return signed_price(magnitude, self.effect)
 
     def limit_toward_natural(self, natural: Decimal) -> Decimal:
         """The most aggressive valid signed price that is not beyond ``natural``.
@@ -131,11 +122,11 @@ class PriceLadder:
         flip the effect and never send a zero price.
         """
         floor_price = self.schedule.step(Decimal(0), 1, "up")
-        if self.effect is Effect.DEBIT:
+        if self.effect is PriceEffect.DEBIT:
             magnitude = self.schedule.round_down(max(-natural, Decimal(0)))
         else:
             magnitude = self.schedule.round_up(max(natural, Decimal(0)))
-        return self.effect.sign(max(magnitude, floor_price))
+        return self._sign(max(magnitude, floor_price))
 
     def start(self, mid: Decimal, natural: Decimal) -> Decimal:
         """The opening limit: the mid rounded toward the passive side, never beyond the natural.
@@ -144,12 +135,12 @@ class PriceLadder:
         near-zero spread net) is clamped to the smallest valid price on our side.
         """
         floor_price = self.schedule.step(Decimal(0), 1, "up")
-        if self.effect is Effect.DEBIT:
+        if self.effect is PriceEffect.DEBIT:
             magnitude = self.schedule.round_down(max(-mid, Decimal(0)))
         else:
             magnitude = self.schedule.round_up(max(mid, Decimal(0)))
         magnitude = max(magnitude, floor_price)
-        start = self.effect.sign(magnitude)
+        start = self._sign(magnitude)
         return self.clamp(start, natural)
 
     def clamp(self, price: Decimal, natural: Decimal) -> Decimal:
@@ -166,8 +157,8 @@ class PriceLadder:
         """
         if not 1 <= ticks <= MAX_TICKS_PER_STEP:
             raise ChaseParamsError(f"ticks per step must be 1 to {MAX_TICKS_PER_STEP}")
-        magnitude = self._magnitude(current)
-        if self.effect is Effect.DEBIT:
+        magnitude = abs(current)
+        if self.effect is PriceEffect.DEBIT:
             stepped = self.schedule.step(magnitude, ticks, "up")
         else:
             # Step one rung at a time: the ladder ends at zero, and we stop one tick above it.
@@ -177,15 +168,14 @@ class PriceLadder:
                 if stepped <= floor_price:
                     break
                 stepped = max(self.schedule.step(stepped, 1, "down"), floor_price)
-        candidate = self.clamp(self.effect.sign(stepped), natural)
+        candidate = self.clamp(self._sign(stepped), natural)
         if candidate >= current:
             return None
         return candidate
 
     def is_valid(self, price: Decimal) -> bool:
-        return (
-            price != 0 and Effect.of(price) is self.effect and self.schedule.is_on_tick(abs(price))
-        )
+        magnitude, effect = split_signed_price(price)
+        return effect is self.effect and self.schedule.is_on_tick(magnitude)
 
 
 def improvement(fill_price: Decimal, natural: Decimal) -> Decimal:

@@ -8,16 +8,18 @@ from decimal import Decimal
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tastytrade.utils import PriceEffect
 
 from broker.fills.policy import (
     ChaseParams,
     ChaseParamsError,
-    Effect,
     PriceLadder,
+    effect_of,
     half_spread,
     improvement,
     improvement_pct_of_half_spread,
 )
+from broker.orders.pricing import signed_price
 from broker.ticks import TickSchedule
 
 D = Decimal
@@ -37,93 +39,97 @@ def walk(ladder: PriceLadder, start: Decimal, natural: Decimal, ticks: int) -> l
 
 class TestStart:
     def test_debit_mid_rounds_down(self) -> None:
-        ladder = PriceLadder(PENNY_NICKEL, Effect.DEBIT)
+        ladder = PriceLadder(PENNY_NICKEL, PriceEffect.DEBIT)
         # bid 3.10 / ask 3.40 → mid 3.25 is on the 0.05 ladder
         assert ladder.start(D("-3.25"), D("-3.40")) == D("-3.25")
         # mid 3.27 → passive for a buyer is 3.25, not 3.30
         assert ladder.start(D("-3.27"), D("-3.40")) == D("-3.25")
 
     def test_credit_mid_rounds_up(self) -> None:
-        ladder = PriceLadder(PENNY_NICKEL, Effect.CREDIT)
+        ladder = PriceLadder(PENNY_NICKEL, PriceEffect.CREDIT)
         assert ladder.start(D("3.27"), D("3.10")) == D("3.30")
         assert ladder.start(D("1.005"), D("0.95")) == D("1.01")
 
     def test_on_tick_mid_unchanged(self) -> None:
-        assert PriceLadder(PENNY, Effect.DEBIT).start(D("-1.25"), D("-1.30")) == D("-1.25")
+        assert PriceLadder(PENNY, PriceEffect.DEBIT).start(D("-1.25"), D("-1.30")) == D("-1.25")
 
     def test_locked_market_start_is_natural(self) -> None:
-        ladder = PriceLadder(PENNY, Effect.DEBIT)
+        ladder = PriceLadder(PENNY, PriceEffect.DEBIT)
         assert ladder.start(D("-2.00"), D("-2.00")) == D("-2.00")
 
     def test_future_quarter_ticks(self) -> None:
-        ladder = PriceLadder(TickSchedule.uniform("0.25"), Effect.DEBIT)
+        ladder = PriceLadder(TickSchedule.uniform("0.25"), PriceEffect.DEBIT)
         assert ladder.start(D("-5000.125"), D("-5000.25")) == D("-5000.00")
 
     def test_near_zero_credit_never_flips_effect(self) -> None:
-        ladder = PriceLadder(PENNY, Effect.CREDIT)
+        ladder = PriceLadder(PENNY, PriceEffect.CREDIT)
         # net mid 0.004 credit, natural is a 0.02 debit → smallest valid credit
         assert ladder.start(D("0.004"), D("-0.02")) == D("0.01")
 
+    def test_ladder_needs_an_effect(self) -> None:
+        with pytest.raises(ValueError, match="no passive side"):
+            PriceLadder(PENNY, PriceEffect.NONE)
+
     def test_zero_price_has_no_effect(self) -> None:
         with pytest.raises(ChaseParamsError, match="no debit/credit"):
-            Effect.of(D(0))
+            effect_of(D(0))
 
 
 class TestSteps:
     def test_buy_equity_two_ticks_to_ask(self) -> None:
-        ladder = PriceLadder(PENNY, Effect.DEBIT)
+        ladder = PriceLadder(PENNY, PriceEffect.DEBIT)
         # bid 100.00 ask 100.10 → mid 100.05
         prices = walk(ladder, ladder.start(D("-100.05"), D("-100.10")), D("-100.10"), 2)
         assert prices == [D("-100.05"), D("-100.07"), D("-100.09"), D("-100.10")]
 
     def test_sell_steps_down_toward_bid(self) -> None:
-        ladder = PriceLadder(PENNY, Effect.CREDIT)
+        ladder = PriceLadder(PENNY, PriceEffect.CREDIT)
         prices = walk(ladder, ladder.start(D("1.505"), D("1.40")), D("1.40"), 3)
         assert prices == [D("1.51"), D("1.48"), D("1.45"), D("1.42"), D("1.40")]
 
     def test_step_crosses_threshold_with_new_tick(self) -> None:
-        ladder = PriceLadder(PENNY_NICKEL, Effect.DEBIT)
+        ladder = PriceLadder(PENNY_NICKEL, PriceEffect.DEBIT)
         assert ladder.next(D("-2.98"), D("-3.50"), 2) == D("-3.00")
         assert ladder.next(D("-3.00"), D("-3.50"), 2) == D("-3.10")
         assert ladder.next(D("-2.98"), D("-3.50"), 3) == D("-3.05")
 
     def test_credit_step_down_across_threshold(self) -> None:
-        ladder = PriceLadder(NICKEL_DIME, Effect.CREDIT)
+        ladder = PriceLadder(NICKEL_DIME, PriceEffect.CREDIT)
         assert ladder.next(D("3.10"), D("2.00"), 2) == D("2.95")
 
     def test_never_beyond_natural(self) -> None:
-        ladder = PriceLadder(PENNY, Effect.DEBIT)
+        ladder = PriceLadder(PENNY, PriceEffect.DEBIT)
         assert ladder.next(D("-1.00"), D("-1.01"), 3) == D("-1.01")
         assert ladder.next(D("-1.01"), D("-1.01"), 3) is None
 
     def test_off_tick_natural_is_rounded_passively(self) -> None:
         # /ES option spread whose natural (6.10 debit) is off the 0.25 ladder above 5
-        ladder = PriceLadder(ES_OPTIONS, Effect.DEBIT)
+        ladder = PriceLadder(ES_OPTIONS, PriceEffect.DEBIT)
         assert ladder.next(D("-5.75"), D("-6.10"), 3) == D("-6.00")
         assert ladder.next(D("-6.00"), D("-6.10"), 1) is None
 
     def test_market_moved_away_allows_further_steps(self) -> None:
-        ladder = PriceLadder(PENNY, Effect.DEBIT)
+        ladder = PriceLadder(PENNY, PriceEffect.DEBIT)
         assert ladder.next(D("-1.01"), D("-1.01"), 2) is None
         # ask lifted to 1.05: the chase can continue
         assert ladder.next(D("-1.01"), D("-1.05"), 2) == D("-1.03")
 
     def test_market_moved_through_us_never_backs_off(self) -> None:
-        ladder = PriceLadder(PENNY, Effect.DEBIT)
+        ladder = PriceLadder(PENNY, PriceEffect.DEBIT)
         # we bid 1.05 and the ask dropped to 0.99: nothing more aggressive to do
         assert ladder.next(D("-1.05"), D("-0.99"), 2) is None
 
     def test_credit_floor_is_one_tick(self) -> None:
-        ladder = PriceLadder(PENNY, Effect.CREDIT)
+        ladder = PriceLadder(PENNY, PriceEffect.CREDIT)
         assert ladder.next(D("0.03"), D("-0.05"), 3) == D("0.01")
         assert ladder.next(D("0.01"), D("-0.05"), 3) is None
 
     def test_ticks_out_of_range(self) -> None:
         with pytest.raises(ChaseParamsError):
-            PriceLadder(PENNY, Effect.DEBIT).next(D("-1"), D("-2"), 4)
+            PriceLadder(PENNY, PriceEffect.DEBIT).next(D("-1"), D("-2"), 4)
 
     def test_is_valid(self) -> None:
-        ladder = PriceLadder(PENNY_NICKEL, Effect.DEBIT)
+        ladder = PriceLadder(PENNY_NICKEL, PriceEffect.DEBIT)
         assert ladder.is_valid(D("-3.05"))
         assert not ladder.is_valid(D("-3.01"))
         assert not ladder.is_valid(D("3.05"))  # wrong effect
@@ -184,15 +190,15 @@ cents = st.integers(min_value=1, max_value=2_000).map(lambda c: D(c) / 100)
     schedule=schedules,
     bid=cents,
     width=st.integers(min_value=0, max_value=300).map(lambda c: D(c) / 100),
-    effect=st.sampled_from(list(Effect)),
+    effect=st.sampled_from([PriceEffect.DEBIT, PriceEffect.CREDIT]),
     ticks=st.integers(min_value=1, max_value=3),
 )
 def test_walk_is_on_tick_monotone_and_capped(
-    schedule: TickSchedule, bid: Decimal, width: Decimal, effect: Effect, ticks: int
+    schedule: TickSchedule, bid: Decimal, width: Decimal, effect: PriceEffect, ticks: int
 ) -> None:
     ask = bid + width
     mid = (bid + ask) / 2
-    if effect is Effect.DEBIT:
+    if effect is PriceEffect.DEBIT:
         natural, signed_mid = -ask, -mid
     else:
         natural, signed_mid = bid, mid
@@ -205,7 +211,7 @@ def test_walk_is_on_tick_monotone_and_capped(
         assert price >= limit  # never beyond the natural
     # the start is never more aggressive than the mid (passive rounding), unless clamped up
     # to the minimum valid price on our side
-    floor_price = effect.sign(schedule.step(D(0), 1, "up"))
+    floor_price = signed_price(schedule.step(D(0), 1, "up"), effect)
     assert start >= signed_mid or start in (floor_price, limit)
     # strictly more aggressive each step, ending exactly at the natural's limit
     assert all(b < a for a, b in itertools.pairwise(prices))
