@@ -1,0 +1,382 @@
+"""Fill-retry ("chase") state, persisted so a restart can resume or report every chase.
+
+A chase belongs to one command (unique idempotency key). Prices are magnitudes; the
+chase's ``price_effect`` (Debit/Credit) carries the sign. Every order of the replace chain
+is a row in ``chase_orders``; `record_replacement` adds a link and advances the chase in
+one transaction, so the chain and the chase never disagree.
+
+Status moves: ``working`` -> any other status; ``left_working`` (the last order was left
+as a DAY order) -> filled | cancelled; ``halted`` -> filled | cancelled | left_working;
+filled, cancelled, not_placed and failed are final.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Final
+
+from storage import codec
+from storage.errors import InvalidValueError, NotFoundError, StorageError
+from storage.guilds import MAX_CHASE_STEPS, UNSET, _Unset
+
+if TYPE_CHECKING:
+    from storage.database import Database
+
+STATUSES: Final = (
+    "working",
+    "filled",
+    "left_working",
+    "cancelled",
+    "not_placed",
+    "failed",
+    "halted",
+)
+_NEXT: Final[dict[str, frozenset[str]]] = {
+    "working": frozenset(STATUSES) - {"working"},
+    "left_working": frozenset({"filled", "cancelled"}),
+    "halted": frozenset({"filled", "cancelled", "left_working"}),
+    "filled": frozenset(),
+    "cancelled": frozenset(),
+    "not_placed": frozenset(),
+    "failed": frozenset(),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NewChase:
+    """What the fill-retry engine knows when it starts a chase."""
+
+    idempotency_key: str
+    guild_id: int
+    channel_id: int
+    author_id: int
+    environment: str
+    account_number: str
+    ticket_json: str  # the parsed order ticket, as a JSON object
+    price_effect: str  # Debit | Credit
+    start_price: Decimal  # magnitude
+    max_steps: int
+    ticks_per_step: int
+    interval_seconds: float
+    natural_price: Decimal | None = None  # far side (ask for a buy) at submission
+    tick_schedule_json: str = "[]"
+    current_order_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Chase:
+    chase_id: int
+    idempotency_key: str
+    guild_id: int
+    channel_id: int
+    author_id: int
+    environment: str
+    account_number: str
+    ticket_json: str
+    status: str
+    current_order_id: int | None
+    steps_done: int
+    max_steps: int
+    ticks_per_step: int
+    interval_seconds: float
+    price_effect: str
+    start_price: Decimal
+    last_price: Decimal
+    natural_price: Decimal | None
+    tick_schedule_json: str
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def is_working(self) -> bool:
+        return self.status == "working"
+
+    @property
+    def steps_left(self) -> int:
+        return self.max_steps - self.steps_done
+
+    @property
+    def ticket(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.ticket_json)
+        return parsed
+
+
+@dataclass(frozen=True, slots=True)
+class ChaseLink:
+    chase_id: int
+    order_id: int
+    replaces_order_id: int | None
+    step: int
+    price: Decimal
+    created_at: datetime
+
+
+_INSERT_COLUMNS: Final = (
+    "idempotency_key, guild_id, channel_id, author_id, environment, account_number, "
+    "ticket_json, status, current_order_id, steps_done, max_steps, ticks_per_step, "
+    "interval_seconds, price_effect, start_price, last_price, natural_price, "
+    "tick_schedule_json, created_at, updated_at"
+)
+_COLUMNS: Final = f"id, {_INSERT_COLUMNS}"
+
+
+def _chase(row: sqlite3.Row) -> Chase:
+    return Chase(
+        chase_id=row[0],
+        idempotency_key=row[1],
+        guild_id=row[2],
+        channel_id=row[3],
+        author_id=row[4],
+        environment=row[5],
+        account_number=row[6],
+        ticket_json=row[7],
+        status=row[8],
+        current_order_id=row[9],
+        steps_done=row[10],
+        max_steps=row[11],
+        ticks_per_step=row[12],
+        interval_seconds=float(row[13]),
+        price_effect=row[14],
+        start_price=Decimal(row[15]),
+        last_price=Decimal(row[16]),
+        natural_price=codec.to_dec_opt(row[17]),
+        tick_schedule_json=row[18],
+        created_at=codec.from_ts(row[19]),
+        updated_at=codec.from_ts(row[20]),
+    )
+
+
+def _link(row: sqlite3.Row) -> ChaseLink:
+    return ChaseLink(
+        chase_id=row[0],
+        order_id=row[1],
+        replaces_order_id=row[2],
+        step=row[3],
+        price=Decimal(row[4]),
+        created_at=codec.from_ts(row[5]),
+    )
+
+
+def _validate_new(new: NewChase) -> None:
+    codec.json_object(new.ticket_json, "ticket_json")
+    _json_any(new.tick_schedule_json, "tick_schedule_json")
+    if new.price_effect not in ("Debit", "Credit"):
+        raise InvalidValueError(
+            f"chase price effect must be Debit or Credit, not {new.price_effect!r}"
+        )
+    if not 1 <= new.ticks_per_step <= 3:
+        raise InvalidValueError(f"ticks per step must be 1, 2 or 3 (got {new.ticks_per_step})")
+    if not 0 <= new.max_steps <= MAX_CHASE_STEPS:
+        raise InvalidValueError(
+            f"max steps must be between 0 and {MAX_CHASE_STEPS} (got {new.max_steps})"
+        )
+    if not new.interval_seconds > 0:
+        raise InvalidValueError(f"interval must be positive (got {new.interval_seconds})")
+
+
+def _json_any(text: str, field: str) -> None:
+    try:
+        json.loads(text)
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise InvalidValueError(f"{field} is not valid JSON: {exc}") from None
+
+
+class ChasesRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(self, new: NewChase) -> Chase:
+        """Persist a new working chase; a second chase for the same key is a DuplicateError."""
+        _validate_new(new)
+        now = codec.ts(self._db.clock(), "now")
+        start = codec.non_negative(new.start_price, "start_price")
+        async with self._db.transaction():
+            chase_id = await self._db.insert(
+                f"INSERT INTO chases ({_INSERT_COLUMNS}) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, 'working', ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    new.idempotency_key,
+                    new.guild_id,
+                    new.channel_id,
+                    new.author_id,
+                    codec.environment(new.environment),
+                    new.account_number,
+                    new.ticket_json,
+                    new.current_order_id,
+                    new.max_steps,
+                    new.ticks_per_step,
+                    float(new.interval_seconds),
+                    new.price_effect,
+                    start,
+                    start,
+                    codec.non_negative_opt(new.natural_price, "natural_price"),
+                    new.tick_schedule_json,
+                    now,
+                    now,
+                ),
+            )
+            if new.current_order_id is not None:
+                await self._insert_link(chase_id, new.current_order_id, None, 0, start, now)
+            return await self.require(chase_id)
+
+    async def get(self, chase_id: int) -> Chase | None:
+        row = await self._db.fetch_one(f"SELECT {_COLUMNS} FROM chases WHERE id = ?", (chase_id,))
+        return None if row is None else _chase(row)
+
+    async def require(self, chase_id: int) -> Chase:
+        chase = await self.get(chase_id)
+        if chase is None:
+            raise NotFoundError(f"chase {chase_id} does not exist")
+        return chase
+
+    async def by_idempotency_key(self, idempotency_key: str) -> Chase | None:
+        row = await self._db.fetch_one(
+            f"SELECT {_COLUMNS} FROM chases WHERE idempotency_key = ?", (idempotency_key,)
+        )
+        return None if row is None else _chase(row)
+
+    async def by_order(self, environment: str, order_id: int) -> Chase | None:
+        """The chase that placed `order_id` (any link of its chain)."""
+        row = await self._db.fetch_one(
+            f"SELECT {_COLUMNS} FROM chases WHERE environment = ? AND id IN "
+            "(SELECT chase_id FROM chase_orders WHERE order_id = ?) ORDER BY id LIMIT 1",
+            (codec.environment(environment), order_id),
+        )
+        return None if row is None else _chase(row)
+
+    async def open_chases(self, environment: str | None = None) -> list[Chase]:
+        """Chases still working (resume or settle them after a restart), oldest first."""
+        if environment is None:
+            rows = await self._db.fetch_all(
+                f"SELECT {_COLUMNS} FROM chases WHERE status = 'working' ORDER BY id"
+            )
+        else:
+            rows = await self._db.fetch_all(
+                f"SELECT {_COLUMNS} FROM chases WHERE status = 'working' AND environment = ? "
+                "ORDER BY id",
+                (codec.environment(environment),),
+            )
+        return [_chase(row) for row in rows]
+
+    async def update(
+        self,
+        chase_id: int,
+        *,
+        status: str | _Unset = UNSET,
+        current_order_id: int | _Unset | None = UNSET,
+        steps_done: int | _Unset = UNSET,
+        last_price: Decimal | _Unset = UNSET,
+        natural_price: Decimal | _Unset | None = UNSET,
+        tick_schedule_json: str | _Unset = UNSET,
+    ) -> Chase:
+        """Change the given fields; status changes must follow the allowed moves."""
+        async with self._db.transaction():
+            chase = await self.require(chase_id)
+            values: dict[str, object] = {}
+            if not isinstance(status, _Unset):
+                if status not in STATUSES:
+                    raise InvalidValueError(
+                        f"unknown chase status {status!r}; use one of {', '.join(STATUSES)}"
+                    )
+                if status != chase.status and status not in _NEXT[chase.status]:
+                    raise StorageError(
+                        f"chase {chase_id} cannot go from {chase.status} to {status}"
+                    )
+                values["status"] = status
+            if not isinstance(current_order_id, _Unset):
+                values["current_order_id"] = current_order_id
+            if not isinstance(steps_done, _Unset):
+                if not 0 <= steps_done <= chase.max_steps:
+                    raise InvalidValueError(
+                        f"steps done must be between 0 and {chase.max_steps} (got {steps_done})"
+                    )
+                values["steps_done"] = steps_done
+            if not isinstance(last_price, _Unset):
+                values["last_price"] = codec.non_negative(last_price, "last_price")
+            if not isinstance(natural_price, _Unset):
+                values["natural_price"] = codec.non_negative_opt(natural_price, "natural_price")
+            if not isinstance(tick_schedule_json, _Unset):
+                _json_any(tick_schedule_json, "tick_schedule_json")
+                values["tick_schedule_json"] = tick_schedule_json
+            if values:
+                values["updated_at"] = codec.ts(self._db.clock(), "now")
+                await self._db.execute(
+                    f"UPDATE chases SET {', '.join(f'{name} = ?' for name in values)} WHERE id = ?",
+                    (*values.values(), chase_id),
+                )
+            return await self.require(chase_id)
+
+    async def record_replacement(self, chase_id: int, new_order_id: int, price: Decimal) -> Chase:
+        """One step done: link `new_order_id` (replacing the current order) and advance."""
+        async with self._db.transaction():
+            chase = await self.require(chase_id)
+            if not chase.is_working:
+                raise StorageError(f"chase {chase_id} is {chase.status}, not working")
+            if chase.steps_done >= chase.max_steps:
+                raise StorageError(f"chase {chase_id} already used all {chase.max_steps} steps")
+            encoded = codec.non_negative(price, "price")
+            now = codec.ts(self._db.clock(), "now")
+            step = chase.steps_done + 1
+            await self._insert_link(
+                chase_id, new_order_id, chase.current_order_id, step, encoded, now
+            )
+            await self._db.execute(
+                "UPDATE chases SET current_order_id = ?, steps_done = ?, last_price = ?, "
+                "updated_at = ? WHERE id = ?",
+                (new_order_id, step, encoded, now, chase_id),
+            )
+            return await self.require(chase_id)
+
+    async def add_link(
+        self,
+        chase_id: int,
+        order_id: int,
+        *,
+        replaces_order_id: int | None,
+        price: Decimal,
+        step: int,
+    ) -> ChaseLink:
+        """Record one order of the chase's chain (idempotent for the same order id)."""
+        now = codec.ts(self._db.clock(), "now")
+        async with self._db.transaction():
+            await self.require(chase_id)
+            await self._insert_link(
+                chase_id, order_id, replaces_order_id, step, codec.non_negative(price, "price"), now
+            )
+            row = await self._db.fetch_one(
+                "SELECT chase_id, order_id, replaces_order_id, step, price, created_at "
+                "FROM chase_orders WHERE chase_id = ? AND order_id = ?",
+                (chase_id, order_id),
+            )
+        assert row is not None
+        return _link(row)
+
+    async def links(self, chase_id: int) -> list[ChaseLink]:
+        """The chase's orders in step order."""
+        rows = await self._db.fetch_all(
+            "SELECT chase_id, order_id, replaces_order_id, step, price, created_at "
+            "FROM chase_orders WHERE chase_id = ? ORDER BY step, created_at",
+            (chase_id,),
+        )
+        return [_link(row) for row in rows]
+
+    async def _insert_link(
+        self,
+        chase_id: int,
+        order_id: int,
+        replaces_order_id: int | None,
+        step: int,
+        price: str,
+        now: str,
+    ) -> None:
+        if step < 0:
+            raise InvalidValueError(f"step must be >= 0 (got {step})")
+        await self._db.execute(
+            "INSERT INTO chase_orders (chase_id, order_id, replaces_order_id, step, price, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (chase_id, order_id) DO NOTHING",
+            (chase_id, order_id, replaces_order_id, step, price, now),
+        )

@@ -1,0 +1,383 @@
+"""The database handle: one aiosqlite connection per file, transactions, migrations.
+
+Design:
+- **One owner per file.** `Database.open(path)` registers the resolved path in a
+  process-wide registry; a second open of the same file fails with `DatabaseInUseError`
+  until the first is closed. The single connection runs on aiosqlite's worker thread, so
+  nothing blocks the event loop.
+- **Connection settings.** WAL journal (readers never block the writer), ``foreign_keys=ON``,
+  a busy timeout (another process holding the write lock is waited for, not failed), and
+  ``synchronous=NORMAL`` (durable at checkpoints, never corrupt).
+- **Serialised access.** All statements go through an `asyncio.Lock`, so a coroutine's
+  transaction never picks up another coroutine's statements (they share one connection)
+  and reads never see another coroutine's uncommitted rows. `transaction()` takes the lock
+  for its whole body; statements issued by the task that holds it run inside it, and a
+  nested `transaction()` in the same task becomes a SAVEPOINT (an exception in it rolls
+  back just that part). Do not await storage calls from *other* tasks inside a transaction
+  body: they wait for the lock, which the body holds.
+- **Migrations** run at open (`storage.migrate`).
+
+Repositories (``db.orders``, ``db.positions``...) hold all SQL; callers never write SQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, TypeVar
+
+import aiosqlite
+
+from storage.crypto import Keyring
+from storage.errors import DatabaseInUseError, DuplicateError, StorageError
+from storage.migrate import apply_migrations, load_migrations, schema_version
+
+_T = TypeVar("_T")
+Clock = Callable[[], datetime]
+Params = Sequence[Any]
+
+DEFAULT_BUSY_TIMEOUT_SECONDS: Final = 5.0
+_MIN_SQLITE: Final = (3, 37, 0)  # STRICT tables
+
+_open_files: dict[Path, Database | None] = {}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionSettings:
+    """The live connection's pragmas, as SQLite reports them."""
+
+    journal_mode: str
+    foreign_keys: bool
+    busy_timeout_ms: int
+    synchronous: str
+    schema_version: int
+
+
+_SYNCHRONOUS_NAMES: Final = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+
+
+class Database:
+    """An open tt-bot database. Create with `await Database.open(path)`; close with `close()`."""
+
+    def __init__(
+        self,
+        path: Path,
+        conn: aiosqlite.Connection,
+        keyring: Keyring,
+        clock: Clock,
+    ) -> None:
+        # Imported here: the repositories import this module for typing.
+        from storage.accounts import AccountsRepository
+        from storage.audit import AuditRepository
+        from storage.balances import BalancesRepository
+        from storage.chases import ChasesRepository
+        from storage.credentials import CredentialsRepository
+        from storage.fill_events import FillEventsRepository
+        from storage.guilds import GuildsRepository
+        from storage.idempotency import IdempotencyRepository
+        from storage.orders import OrdersRepository
+        from storage.positions import PositionsRepository
+        from storage.sync import SyncRepository
+        from storage.transactions import TransactionsRepository
+
+        self._path = path
+        self._conn: aiosqlite.Connection | None = conn
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[Any] | None = None
+        self._depth = 0
+        self.clock = clock
+        self.guilds = GuildsRepository(self)
+        self.credentials = CredentialsRepository(self, keyring)
+        self.accounts = AccountsRepository(self)
+        self.positions = PositionsRepository(self)
+        self.orders = OrdersRepository(self)
+        self.transactions = TransactionsRepository(self)
+        self.balances = BalancesRepository(self)
+        self.sync = SyncRepository(self)
+        self.idempotency = IdempotencyRepository(self)
+        self.audit = AuditRepository(self)
+        self.chases = ChasesRepository(self)
+        self.fill_events = FillEventsRepository(self)
+
+    # ----------------------------------------------------------------- lifecycle
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | Path,
+        *,
+        keyring: Keyring | None = None,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT_SECONDS,
+        clock: Clock = utc_now,
+        migrations_dir: Path | None = None,
+        target_version: int | None = None,
+    ) -> Database:
+        """Open (creating if needed) and migrate the database file at `path`.
+
+        `keyring` encrypts stored credentials (none: credentials are refused).
+        `migrations_dir` / `target_version` exist for tests and tooling that need a
+        specific schema version; normal callers leave them unset.
+        """
+        if sqlite3.sqlite_version_info < _MIN_SQLITE:
+            raise StorageError(
+                f"SQLite {sqlite3.sqlite_version} is too old; tt-bot needs 3.37 or newer"
+            )
+        if str(path) in ("", ":memory:") or str(path).startswith("file:"):
+            raise StorageError("Database.open needs a file path (in-memory databases are not used)")
+        resolved, parent_exists = await asyncio.to_thread(_resolve, path)
+        if not parent_exists:
+            raise StorageError(
+                f"cannot open {resolved}: directory {resolved.parent} does not exist"
+            )
+        if resolved in _open_files:
+            raise DatabaseInUseError(
+                f"{resolved} is already open in this process; share that Database instead "
+                "of opening the file twice"
+            )
+        _open_files[resolved] = None  # reserve before the first await
+        conn: aiosqlite.Connection | None = None
+        try:
+            migrations = await asyncio.to_thread(load_migrations, migrations_dir)
+            conn = await aiosqlite.connect(resolved, timeout=busy_timeout, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            await _configure(conn, busy_timeout)
+            await apply_migrations(conn, migrations, target_version)
+            db = cls(resolved, conn, keyring or Keyring(), clock)
+        except BaseException as exc:
+            _open_files.pop(resolved, None)
+            if conn is not None:
+                await conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise StorageError(f"cannot open database {resolved}: {exc}") from exc
+            raise
+        _open_files[resolved] = db
+        return db
+
+    async def close(self) -> None:
+        """Checkpoint and close; idempotent."""
+        if self._conn is None:
+            return
+        async with self._lock:  # let a running transaction finish first
+            conn, self._conn = self._conn, None
+            if conn is None:
+                return
+            try:
+                try:
+                    await _run(conn, "PRAGMA optimize")
+                finally:
+                    await conn.close()
+            finally:
+                _open_files.pop(self._path, None)
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def is_open(self) -> bool:
+        return self._conn is not None
+
+    def __repr__(self) -> str:
+        return f"Database({str(self._path)!r}, open={self.is_open})"
+
+    # -------------------------------------------------------------- transactions
+
+    def _connection(self) -> aiosqlite.Connection:
+        if self._conn is None:
+            raise StorageError(f"database {self._path} is closed")
+        return self._conn
+
+    def _owned_by_current_task(self) -> bool:
+        return self._owner is not None and self._owner is asyncio.current_task()
+
+    @asynccontextmanager
+    async def _exclusive(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Hold the connection for the current task (re-entrant within the task)."""
+        if self._owned_by_current_task():
+            yield self._connection()
+            return
+        async with self._lock:
+            self._owner = asyncio.current_task()
+            try:
+                yield self._connection()
+            finally:
+                self._owner = None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """Run the body atomically: commit on success, roll back on any exception."""
+        if self._owned_by_current_task() and self._depth > 0:
+            async with self._savepoint():
+                yield
+            return
+        async with self._exclusive() as conn:
+            self._depth = 1
+            try:
+                await _run(conn, "BEGIN IMMEDIATE")
+                try:
+                    yield
+                except BaseException:
+                    await _rollback(conn)
+                    raise
+                try:
+                    await _run(conn, "COMMIT")
+                except BaseException:
+                    await _rollback(conn)
+                    raise
+            finally:
+                self._depth = 0
+
+    @asynccontextmanager
+    async def _savepoint(self) -> AsyncIterator[None]:
+        conn = self._connection()
+        name = f"sp_{self._depth}"
+        self._depth += 1
+        try:
+            await _run(conn, f"SAVEPOINT {name}")
+            try:
+                yield
+            except BaseException:
+                await _run(conn, f"ROLLBACK TO {name}")
+                await _run(conn, f"RELEASE {name}")
+                raise
+            await _run(conn, f"RELEASE {name}")
+        finally:
+            self._depth -= 1
+
+    # ---------------------------------------------------------------- statements
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement; return the number of rows it changed."""
+        async with self._exclusive() as conn:
+            cursor = await _guarded(conn.execute(sql, params))
+            try:
+                return cursor.rowcount
+            finally:
+                await cursor.close()
+
+    async def insert(self, sql: str, params: Params = ()) -> int:
+        """Run an INSERT; return the new row id."""
+        async with self._exclusive() as conn:
+            cursor = await _guarded(conn.execute(sql, params))
+            try:
+                rowid = cursor.lastrowid
+            finally:
+                await cursor.close()
+        if rowid is None:
+            raise StorageError("insert did not produce a row id")
+        return rowid
+
+    async def execute_many(self, sql: str, rows: Iterable[Params]) -> int:
+        """Run one statement for every parameter row (one round trip); return rows changed."""
+        async with self._exclusive() as conn:
+            cursor = await _guarded(conn.executemany(sql, rows))
+            try:
+                return cursor.rowcount
+            finally:
+                await cursor.close()
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        async with self._exclusive() as conn:
+            rows = await _guarded(conn.execute_fetchall(sql, params))
+        return list(rows)
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        rows = await self.fetch_all(sql, params)
+        return rows[0] if rows else None
+
+    # ------------------------------------------------------------------ diagnostics
+
+    async def settings(self) -> ConnectionSettings:
+        """The pragmas in effect on the live connection."""
+        async with self._exclusive() as conn:
+            values: list[Any] = []
+            for pragma in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous"):
+                async with conn.execute(f"PRAGMA {pragma}") as cursor:
+                    row = await cursor.fetchone()
+                values.append(row[0] if row is not None else None)
+            version = await schema_version(conn)
+        return ConnectionSettings(
+            journal_mode=str(values[0]).lower(),
+            foreign_keys=bool(values[1]),
+            busy_timeout_ms=int(values[2]),
+            synchronous=_SYNCHRONOUS_NAMES.get(int(values[3]), str(values[3])),
+            schema_version=version,
+        )
+
+    async def schema_version(self) -> int:
+        async with self._exclusive() as conn:
+            return await schema_version(conn)
+
+    async def checkpoint(self) -> None:
+        """Copy the WAL into the main file and truncate it (e.g. before a file backup)."""
+        async with self._exclusive() as conn:
+            await _run(conn, "PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _resolve(path: str | Path) -> tuple[Path, bool]:
+    resolved = Path(path).expanduser().resolve()
+    return resolved, resolved.parent.is_dir()
+
+
+async def _configure(conn: aiosqlite.Connection, busy_timeout: float) -> None:
+    async with conn.execute("PRAGMA journal_mode = WAL") as cursor:
+        row = await cursor.fetchone()
+    if row is None or str(row[0]).lower() != "wal":
+        raise StorageError("the database file does not support WAL journaling")
+    await _run(conn, f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+    await _run(conn, "PRAGMA foreign_keys = ON")
+    await _run(conn, "PRAGMA synchronous = NORMAL")
+
+
+async def _run(conn: aiosqlite.Connection, sql: str) -> None:
+    cursor = await _guarded(conn.execute(sql))
+    await cursor.close()
+
+
+async def _rollback(conn: aiosqlite.Connection) -> None:
+    # Queued behind whatever statement the body was awaiting (aiosqlite runs one FIFO
+    # thread), so even after a cancellation the ROLLBACK runs after that statement.
+    try:
+        await conn.execute("ROLLBACK")
+    except sqlite3.OperationalError as exc:
+        if "no transaction is active" not in str(exc):
+            raise StorageError(f"rollback failed: {exc}") from exc
+
+
+async def _guarded(awaitable: Awaitable[_T]) -> _T:
+    """Await a driver call, turning sqlite errors into StorageError subclasses."""
+    try:
+        return await awaitable
+    except sqlite3.IntegrityError as exc:
+        message = str(exc)
+        if message.startswith("UNIQUE constraint failed"):
+            raise DuplicateError(message) from exc
+        if "FOREIGN KEY" in message:
+            raise StorageError(
+                f"{message}: the referenced row (guild settings, account or order) must be "
+                "stored first"
+            ) from exc
+        raise StorageError(message) from exc
+    except sqlite3.Error as exc:
+        raise StorageError(f"database error: {exc}") from exc
