@@ -262,7 +262,7 @@ class BrokerSession:
                 rejected_token = self._rejected_token_digest(record, error, submission)
                 if rejected_token is not None and not auth_retry_used:
                     auth_retry_used = True
-                    log.info("tastytrade answered 401; refreshing token", session=self._label)
+                    log.debug("tastytrade answered 401; refreshing token", session=self._label)
                     await self._refresh_if_current(rejected_token, reason="401")
                     continue
                 if (

@@ -138,21 +138,28 @@ class RetryPolicy:
 class RefreshPolicy:
     """When the background task refreshes the access token.
 
-    It refreshes `lead_seconds` before expiry, but never earlier than half the
-    token's remaining life (so a short-lived token is not refreshed in a loop)
-    and never more often than every `min_interval_seconds`.
+    It refreshes `lead_seconds` before expiry, but waits at least
+    `min_life_fraction` of the token's remaining life (so a short-lived token is
+    not refreshed in a loop) and at least `min_interval_seconds`.
     """
 
     lead_seconds: float = 120.0
     min_interval_seconds: float = 1.0
+    min_life_fraction: float = 0.5
     enabled: bool = True
 
     def __post_init__(self) -> None:
         _require_positive(self, "lead_seconds", "min_interval_seconds")
+        if not 0.0 <= self.min_life_fraction < 1.0:
+            raise ValueError("RefreshPolicy.min_life_fraction must be in [0, 1)")
 
     def delay_until_refresh(self, remaining_seconds: float) -> float:
-        lead = min(self.lead_seconds, max(remaining_seconds, 0.0) / 2)
-        return max(remaining_seconds - lead, self.min_interval_seconds)
+        remaining = max(remaining_seconds, 0.0)
+        return max(
+            remaining - self.lead_seconds,
+            remaining * self.min_life_fraction,
+            self.min_interval_seconds,
+        )
 
 
 @dataclass(frozen=True)

@@ -430,3 +430,7 @@ def test_refresh_policy_refreshes_before_expiry_but_not_in_a_loop() -> None:
     assert policy.delay_until_refresh(61) == 30.5  # short token: half its life
     assert policy.delay_until_refresh(0.5) == 1  # expired: soon, but not busy-looping
     assert policy.delay_until_refresh(-50) == 1
+    eager = RefreshPolicy(lead_seconds=899.5, min_interval_seconds=0.1, min_life_fraction=0)
+    assert eager.delay_until_refresh(900) == 0.5
+    with pytest.raises(ValueError, match="min_life_fraction"):
+        RefreshPolicy(min_life_fraction=1)
