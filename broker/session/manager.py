@@ -14,6 +14,7 @@ from typing import Self
 import structlog
 
 from broker.session.broker_session import BrokerSession
+from broker.session.errors import BrokerError, ErrorCategory
 from broker.session.types import (
     Credentials,
     Environment,
@@ -97,10 +98,10 @@ class SessionManager:
     async def get(self, credentials: Credentials) -> BrokerSession:
         """The shared session for these credentials, created (and authenticated) on demand.
 
-        Raises `BrokerError` when the first token refresh fails (e.g. TOKEN_REVOKED).
+        Raises `BrokerError` when the first token refresh fails (e.g. TOKEN_REVOKED)
+        or the manager is closed.
         """
-        if self._closed:
-            raise RuntimeError("SessionManager is closed")
+        self._check_open()
         fingerprint = self.fingerprint(credentials)
         identity = _Identity(
             environment=credentials.environment,
@@ -123,7 +124,7 @@ class SessionManager:
             await session.start()
             if self._closed:  # closed while we were authenticating
                 await session.aclose()
-                raise RuntimeError("SessionManager is closed")
+                self._check_open()
             self._entries[identity] = _Entry(fingerprint=fingerprint, session=session)
             if entry is not None and not entry.session.closed:
                 log.info("tastytrade credentials rotated; replacing session", session=session.label)
@@ -153,6 +154,12 @@ class SessionManager:
         await asyncio.gather(
             *(entry.session.aclose() for entry in entries), *self._retiring, return_exceptions=True
         )
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise BrokerError(
+                ErrorCategory.AUTH, "The bot is shutting down; Tastytrade sessions are closed."
+            )
 
     def _retire(self, session: BrokerSession) -> None:
         # Calls already running on the old session may finish; close it without blocking get().
