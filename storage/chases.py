@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -260,6 +261,30 @@ class ChasesRepository:
                 "ORDER BY id",
                 (codec.environment(environment),),
             )
+        return [_chase(row) for row in rows]
+
+    async def with_status(
+        self, statuses: Sequence[str], *, guild_id: int | None = None
+    ) -> list[Chase]:
+        """Chases in any of `statuses` (optionally of one guild), oldest first.
+
+        Used to resume, cancel or halt: e.g. every ``working``/``left_working`` chase of a guild.
+        """
+        wanted = list(dict.fromkeys(statuses))
+        for status in wanted:
+            if status not in STATUSES:
+                raise InvalidValueError(
+                    f"unknown chase status {status!r}; use one of {', '.join(STATUSES)}"
+                )
+        if not wanted:
+            return []
+        marks = ", ".join("?" for _ in wanted)
+        sql = f"SELECT {_COLUMNS} FROM chases WHERE status IN ({marks})"
+        params: list[object] = list(wanted)
+        if guild_id is not None:
+            sql += " AND guild_id = ?"
+            params.append(guild_id)
+        rows = await self._db.fetch_all(sql + " ORDER BY id", tuple(params))
         return [_chase(row) for row in rows]
 
     async def update(
