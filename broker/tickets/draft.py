@@ -166,11 +166,6 @@ def _option_legs(draft: Draft, underlying: Underlying) -> tuple[tuple[TicketLeg,
             f'options on "{underlying.symbol}" use a different root — write the option root '
             f"(e.g. BRKB) instead.",
         )
-    if Structure.IRON_CONDOR in draft.groups and len(draft.groups) > 1:
-        raise TicketError(
-            Refusal.TOO_MANY_LEGS,
-            "an iron condor already has four legs — nothing else can go in the same order.",
-        )
     seen: set[tuple[OptionType, Decimal]] = set()
     legs: list[TicketLeg] = []
     for spec in draft.legs:

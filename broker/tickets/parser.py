@@ -153,7 +153,7 @@ class _Parser:
         if token is None:
             return
         follower = self.peek_low(1)
-        if INTEGER.match(token.low) and follower not in OPTION_TYPES and follower != "dte":
+        if INTEGER.match(token.low) and follower != "dte":  # the grammar puts QTY first
             digits = token.low.lstrip("+-")
             if len(digits) > 7 or int(token.low) > MAX_QUANTITY:
                 raise TicketError(
