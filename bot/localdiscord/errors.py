@@ -24,11 +24,28 @@ class DiscordApiError(Exception):
         self.errors = errors
         self.headers = headers or {}
 
+    def describe(self) -> str:
+        """One line per form error, the way discord.py words them ("In content: ...")."""
+        if not self.errors:
+            return self.message
+        lines: list[str] = []
+        _flatten(self.errors, "", lines)
+        return f"{self.message}: " + "; ".join(lines)
+
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"message": self.message, "code": self.code}
         if self.errors:
             body["errors"] = self.errors
         return body
+
+
+def _flatten(node: dict[str, Any], path: str, out: list[str]) -> None:
+    for key, value in node.items():
+        if key == "_errors":
+            where = path or "body"
+            out.extend(f"In {where}: {e['message']}" for e in value)
+        elif isinstance(value, dict):
+            _flatten(value, f"{path}.{key}" if path else key, out)
 
 
 def unauthorized() -> DiscordApiError:

@@ -440,7 +440,7 @@ class LocalDiscord:
         try:
             validate_message(body, creating=True)
         except DiscordApiError as exc:
-            raise ValueError(f"Discord would refuse this message: {exc.message}") from None
+            raise ValueError(f"Discord would refuse this message: {exc.describe()}") from None
         record = self.state.new_message(body, channel=spec, author=author)
         self._begin_action()
         await self.state.publish_create(record, echo=False)

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import discord
 import pytest
 from discord.ext import commands
@@ -185,6 +186,19 @@ async def run_bot(
         assert fake.unhandled == [], fake.unhandled
         assert fake.server_errors == [], fake.server_errors
     assert not discord.http.Route.BASE.startswith("http://127.0.0.1"), "uninstall restores"
+
+
+async def raw_request(
+    fake: LocalDiscord, method: str, path: str, body: Any = None, *, token: str = "fake-token"
+) -> tuple[int, Any]:
+    """A REST call that bypasses discord.py's client-side checks."""
+    headers = {"Authorization": f"Bot {token}"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, fake.api_url + path, json=body, headers=headers) as response,
+    ):
+        data = await response.json() if response.content_type == "application/json" else None
+        return response.status, data
 
 
 @pytest.fixture
