@@ -17,6 +17,8 @@ Prices are signed in the SDK convention (negative = Debit) and also come with th
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +42,8 @@ __all__ = [
     "PositionChanged",
     "SubmissionNotPlaced",
     "Subscription",
+    "event_from_payload",
+    "event_to_payload",
 ]
 
 log = structlog.get_logger(__name__)
@@ -364,3 +368,71 @@ class EventBus:
                         )
             finally:
                 sub.queue.task_done()
+
+
+# -- persistence of events (for re-delivery after a restart) ----------------------------------
+
+_EVENT_TYPES: dict[str, type] = {
+    cls.__name__: cls
+    for cls in (
+        OrderPlaced,
+        ChaseStepped,
+        OrderFilled,
+        OrderTerminal,
+        ChaseLeftWorking,
+        SubmissionNotPlaced,
+        AccountBalanceChanged,
+        PositionChanged,
+    )
+}
+
+
+def event_to_payload(event: BrokerEvent) -> dict[str, Any]:
+    """JSON-safe dict of an event (Decimals and datetimes as strings)."""
+
+    def encode(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return str(value)
+        if isinstance(value, datetime):
+            return value.isoformat()
+        if isinstance(value, tuple | list):
+            return [encode(item) for item in value]
+        if hasattr(value, "__dataclass_fields__"):
+            return {name: encode(getattr(value, name)) for name in value.__dataclass_fields__}
+        return value
+
+    payload = encode(event)
+    payload["__type__"] = type(event).__name__
+    return dict(payload)
+
+
+def event_from_payload(payload: dict[str, Any]) -> BrokerEvent:
+    """Inverse of :func:`event_to_payload`."""
+    cls = _EVENT_TYPES[payload["__type__"]]
+
+    def decode(tp: Any, value: Any) -> Any:
+        if value is None:
+            return None
+        origin = typing.get_origin(tp)
+        args = typing.get_args(tp)
+        if origin in (typing.Union, type(int | None)):
+            inner = [a for a in args if a is not type(None)]
+            return decode(inner[0], value) if inner else value
+        if origin is tuple:
+            return tuple(decode(args[0], item) for item in value)
+        if tp is Decimal:
+            return Decimal(value)
+        if tp is datetime:
+            return datetime.fromisoformat(value)
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            hints = typing.get_type_hints(tp)
+            return tp(
+                **{
+                    f.name: decode(hints[f.name], value[f.name])
+                    for f in dataclasses.fields(tp)
+                    if f.name in value
+                }
+            )
+        return value
+
+    return typing.cast(BrokerEvent, decode(cls, payload))

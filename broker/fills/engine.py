@@ -1,0 +1,399 @@
+"""The fill-retry ("chase") engine.
+
+Price matters: a market order pays the whole spread, and a limit at the mid often never fills.
+The engine starts a limit at the (net) mid, rounded onto the tick schedule toward the passive
+side, then every ``interval_s`` re-reads the order and, unless it is filled, uses cancel-replace
+to move it ``ticks`` ticks toward the far side, never beyond the current natural price. After
+``max_steps`` replacements the order is left working (as placed: a DAY order by default).
+
+Safety contract:
+* **Idempotency.** The caller's key (Discord message/interaction id) is claimed and the chase
+  row is written *before* the order is sent; a re-delivered or edited command finds the claim
+  and gets the existing chase back (``handle.duplicate``), never a second order.
+* **No blind resubmission.** A submission or replace that times out or loses its connection
+  is reconciled against the account's live orders (``external-identifier`` = the key, else
+  legs + quantity + price + time window) before anything else; if it is there it is adopted,
+  if not the user is told "not placed". Nothing is ever sent twice automatically.
+* **Replace, never cancel + new.** A fill between our status read and a replace makes the
+  exchange refuse the replace (422); we re-read and conclude. Partial fills stay on the old
+  order and the replacement carries the remaining quantity.
+* **Chain tracking.** Every replace yields a new order id; each link is persisted at once, so
+  ``cancel``, notifications and sync always act on the current order.
+* **Restart.** ``resume_open`` reconciles every open chase with the broker and resumes or
+  concludes it; none is left orphaned or doubled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
+
+import structlog
+
+from broker.events import BrokerEvent, EventBus
+from broker.fills.clock import Clock, RealClock
+from broker.fills.model import (
+    ChaseNotFound,
+    ChaseRecord,
+    ChaseRequest,
+    ChaseResult,
+    ChaseStatus,
+)
+from broker.fills.policy import ChaseParamsError, PriceLadder, effect_of
+from broker.fills.run import ChaseRun, OrderObserver
+from broker.fills.store import ChaseStore
+from broker.session import BrokerSession
+
+__all__ = ["ChaseEngine", "ChaseHandle", "SessionLookup"]
+
+log = structlog.get_logger(__name__)
+
+#: ``(environment, account_number) -> session`` for chases found at restart.
+SessionLookup = Mapping[tuple[str, str], BrokerSession] | Callable[[str, str], BrokerSession | None]
+
+_OPEN = frozenset({ChaseStatus.SUBMITTING, ChaseStatus.WORKING})
+_ORDER_MAY_WORK = frozenset(s for s in ChaseStatus if s.order_may_work)
+
+
+class ChaseHandle:
+    """A submitted chase. ``await handle.wait()`` gives its :class:`ChaseResult`."""
+
+    def __init__(
+        self, chase_id: int, result: asyncio.Future[ChaseResult], *, duplicate: bool = False
+    ) -> None:
+        self.chase_id = chase_id
+        self.duplicate = duplicate
+        self._result = result
+
+    def done(self) -> bool:
+        return self._result.done()
+
+    async def wait(self) -> ChaseResult:
+        result = await asyncio.shield(self._result)
+        if self.duplicate and not result.duplicate:
+            result = _with_duplicate(result)
+        return result
+
+    def __repr__(self) -> str:
+        return f"ChaseHandle(chase_id={self.chase_id}, duplicate={self.duplicate})"
+
+
+def _with_duplicate(result: ChaseResult) -> ChaseResult:
+    return replace(result, duplicate=True)
+
+
+@dataclass(slots=True)
+class _Services:
+    store: ChaseStore
+    clock: Clock
+    observer: OrderObserver | None
+    reconcile_attempts: int
+    reconcile_delay_s: float
+    cancel_settle_attempts: int
+    cancel_settle_delay_s: float
+    bus: EventBus
+
+    def publish(self, event: BrokerEvent) -> None:
+        self.bus.publish(event)
+
+
+class ChaseEngine:
+    """Runs chases as tasks; all state is persisted through a :class:`ChaseStore`.
+
+    ``db`` is the project's ``storage.Database`` (wrapped in ``SqliteChaseStore``) unless an
+    explicit ``store`` is given. ``observer`` receives every order state the engine reads (the
+    fill-notification tracker), so fills seen by the engine are notified exactly once too.
+    """
+
+    def __init__(
+        self,
+        db: Any,
+        events: EventBus,
+        clock: Clock | None = None,
+        *,
+        store: ChaseStore | None = None,
+        observer: OrderObserver | None = None,
+        reconcile_attempts: int = 3,
+        reconcile_delay_s: float = 1.0,
+        cancel_settle_attempts: int = 5,
+        cancel_settle_delay_s: float = 0.2,
+    ) -> None:
+        if store is None:
+            from broker.fills.sqlite_store import SqliteChaseStore
+
+            store = SqliteChaseStore(db)
+        self._services = _Services(
+            store=store,
+            clock=clock or RealClock(),
+            observer=observer,
+            reconcile_attempts=reconcile_attempts,
+            reconcile_delay_s=reconcile_delay_s,
+            cancel_settle_attempts=cancel_settle_attempts,
+            cancel_settle_delay_s=cancel_settle_delay_s,
+            bus=events,
+        )
+        self._runs: dict[int, ChaseRun] = {}
+        self._sessions: dict[tuple[str, str], BrokerSession] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._closed = False
+
+    @property
+    def store(self) -> ChaseStore:
+        return self._services.store
+
+    @property
+    def clock(self) -> Clock:
+        return self._services.clock
+
+    def register_session(
+        self, environment: str, account_number: str, session: BrokerSession
+    ) -> None:
+        """Make ``session`` the one used to cancel chases of this account (e.g. after restart)."""
+        self._sessions[(environment, account_number)] = session
+
+    # ------------------------------------------------------------------------- submit
+
+    async def submit(self, request: ChaseRequest) -> ChaseHandle:
+        """Persist, place and start chasing ``request`` (idempotent on its key)."""
+        if self._closed:
+            raise RuntimeError("the chase engine is shut down")
+        order = request.order
+        start = self._start_price(request)
+        store = self._services.store
+        context = request.context
+        self.register_session(context.environment, request.account_number, request.session)
+        won = await store.claim_key(
+            request.idempotency_key,
+            guild_id=context.guild_id,
+            user_id=context.author_id or 0,
+            command_text=request.command_text,
+            environment=context.environment,
+            account_number=request.account_number,
+        )
+        if not won:
+            return await self._duplicate(request)
+        record = ChaseRecord(
+            id=0,
+            idempotency_key=request.idempotency_key,
+            context=context,
+            account_number=request.account_number,
+            order=order,
+            params=request.params,
+            status=ChaseStatus.SUBMITTING,
+            start_price=start,
+            last_price=start,
+            natural_at_submission=order.natural,
+            created_at=self._services.clock.now(),
+        )
+        record.id = await store.create(record)
+        await store.audit(
+            record,
+            "chase_created",
+            {
+                "start_price": str(start),
+                "natural": str(order.natural),
+                "mid": str(order.mid),
+                "max_steps": request.params.max_steps,
+                "ticks": request.params.ticks,
+                "interval_s": request.params.interval_s,
+            },
+        )
+        run = self._start(record, request.session, resume=False)
+        return ChaseHandle(record.id, run.result)
+
+    def _start_price(self, request: ChaseRequest) -> Decimal:
+        order = request.order
+        if order.is_market:
+            return order.natural
+        if order.quantity <= 0 or not order.legs:
+            raise ChaseParamsError("an order needs legs and a positive quantity")
+        if order.limit_price is not None:
+            ladder = PriceLadder(order.schedule, effect_of(order.limit_price))
+            if not ladder.is_valid(order.limit_price):
+                below, above = order.schedule.nearest_valid(abs(order.limit_price))
+                raise ChaseParamsError(
+                    f"{abs(order.limit_price)} is not a valid price (ticks of "
+                    f"{order.schedule.describe()}); nearest: {below} or {above}"
+                )
+            return order.limit_price
+        return PriceLadder(order.schedule, order.effect).start(order.mid, order.natural)
+
+    async def _duplicate(self, request: ChaseRequest) -> ChaseHandle:
+        store = self._services.store
+        existing = await store.by_key(request.idempotency_key)
+        loop = asyncio.get_running_loop()
+        if existing is None:
+            future: asyncio.Future[ChaseResult] = loop.create_future()
+            future.set_result(
+                ChaseResult(
+                    chase_id=0,
+                    status=ChaseStatus.NOT_PLACED,
+                    message="this command was already processed; nothing new was placed",
+                    order_chain=(),
+                    current_order_id=None,
+                    filled_quantity=Decimal(0),
+                    total_quantity=request.order.quantity,
+                    average_price=None,
+                    effect=request.order.effect.value,
+                    start_price=Decimal(0),
+                    final_price=Decimal(0),
+                    steps=0,
+                    natural_at_submission=request.order.natural,
+                    improvement=None,
+                    duplicate=True,
+                )
+            )
+            return ChaseHandle(0, future, duplicate=True)
+        log.info("duplicate_submission", chase_id=existing.id, guild_id=existing.guild_id)
+        run = self._runs.get(existing.id)
+        if run is not None:
+            return ChaseHandle(existing.id, run.result, duplicate=True)
+        future = loop.create_future()
+        future.set_result(_record_result(existing, duplicate=True))
+        return ChaseHandle(existing.id, future, duplicate=True)
+
+    def _start(self, record: ChaseRecord, session: BrokerSession, *, resume: bool) -> ChaseRun:
+        run = ChaseRun(self._services, record, session)
+        self._runs[record.id] = run
+        flow = run.run_resume() if resume else run.run_new()
+        run.task = asyncio.get_running_loop().create_task(flow, name=f"chase-{record.id}")
+        chase_id = record.id
+
+        def forget(_task: asyncio.Task[ChaseResult]) -> None:
+            if self._runs.get(chase_id) is run:
+                del self._runs[chase_id]
+
+        run.task.add_done_callback(forget)
+        return run
+
+    # ------------------------------------------------------------------------ control
+
+    async def cancel(
+        self,
+        guild_id: int,
+        target: int | str,
+        *,
+        status: ChaseStatus = ChaseStatus.CANCELLED,
+    ) -> list[ChaseResult]:
+        """Stop chase(s) and cancel their current order: a chase id, any order id of a chain,
+        or ``"all"`` (every chase of the guild whose order may still be working)."""
+        records = await self._targets(guild_id, target)
+        results = await asyncio.gather(*(self._cancel_one(r, status) for r in records))
+        return list(results)
+
+    async def halt(self, guild_id: int) -> list[ChaseResult]:
+        """Guild-wide halt: stop every chase and cancel every working order of the guild."""
+        log.warning("guild_halt", guild_id=guild_id)
+        return await self.cancel(guild_id, "all", status=ChaseStatus.HALTED)
+
+    async def _targets(self, guild_id: int, target: int | str) -> list[ChaseRecord]:
+        store = self._services.store
+        if isinstance(target, str) and target.strip().lower() == "all":
+            return await store.with_status(_ORDER_MAY_WORK, guild_id=guild_id)
+        try:
+            wanted = int(str(target).strip().lstrip("#"))
+        except ValueError:
+            raise ChaseNotFound(
+                f"'{target}' is not a chase or order id (use a number or 'all')"
+            ) from None
+        record = await store.get(wanted)
+        if record is not None and record.guild_id == guild_id:
+            return [record]
+        for environment in ("paper", "sandbox", "live"):
+            record = await store.by_order(environment, wanted)
+            if record is not None and record.guild_id == guild_id:
+                return [record]
+        raise ChaseNotFound(f"no chase or chase order #{wanted} in this server")
+
+    async def _cancel_one(self, record: ChaseRecord, status: ChaseStatus) -> ChaseResult:
+        run = self._runs.get(record.id)
+        if run is not None and run.task is not None and not run.task.done():
+            run.request_stop(status)
+            return await asyncio.shield(run.result)
+        lock = self._locks.setdefault(record.id, asyncio.Lock())
+        async with lock:
+            fresh = await self._services.store.get(record.id) or record
+            if fresh.status not in _ORDER_MAY_WORK:
+                return _record_result(fresh, message=f"already {fresh.status.value}")
+            session = self._sessions.get((fresh.environment, fresh.account_number))
+            if session is None:
+                return _record_result(
+                    fresh,
+                    message=(
+                        f"cannot cancel: no {fresh.environment} session for account "
+                        f"{fresh.account_number} is active"
+                    ),
+                )
+            return await ChaseRun(self._services, fresh, session).cancel_working(status)
+
+    # ---------------------------------------------------------------------- lifecycle
+
+    async def resume_open(self, sessions: SessionLookup) -> list[ChaseHandle]:
+        """After a restart: reconcile every open chase with the broker, resume or conclude it.
+
+        Chases that are concluded but whose order may still work (left working, placed) only
+        get their session registered so ``cancel`` works; notifications track their orders.
+        """
+        lookup = _session_lookup(sessions)
+        handles: list[ChaseHandle] = []
+        store = self._services.store
+        for record in await store.with_status(_ORDER_MAY_WORK):
+            session = lookup(record.environment, record.account_number)
+            if session is None:
+                log.warning(
+                    "resume_no_session",
+                    chase_id=record.id,
+                    environment=record.environment,
+                    account_number=record.account_number,
+                )
+                continue
+            self.register_session(record.environment, record.account_number, session)
+            if record.status not in _OPEN or record.id in self._runs:
+                continue
+            run = self._start(record, session, resume=True)
+            handles.append(ChaseHandle(record.id, run.result))
+        return handles
+
+    async def shutdown(self) -> None:
+        """Stop every chase task; their state stays persisted for ``resume_open``."""
+        self._closed = True
+        tasks = [run.task for run in self._runs.values() if run.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def running(self) -> list[int]:
+        """Ids of the chases with a live task (for status displays and tests)."""
+        return [cid for cid, run in self._runs.items() if run.task and not run.task.done()]
+
+
+def _session_lookup(sessions: SessionLookup) -> Callable[[str, str], BrokerSession | None]:
+    if callable(sessions):
+        return sessions
+    mapping = sessions
+    return lambda environment, account: mapping.get((environment, account))
+
+
+def _record_result(
+    record: ChaseRecord, *, duplicate: bool = False, message: str | None = None
+) -> ChaseResult:
+    return ChaseResult(
+        chase_id=record.id,
+        status=record.status,
+        message=message or record.message,
+        order_chain=tuple(record.chain),
+        current_order_id=record.current_order_id,
+        filled_quantity=Decimal(0),
+        total_quantity=record.order.quantity,
+        average_price=None,
+        effect="Debit" if record.last_price < 0 else "Credit",
+        start_price=record.start_price,
+        final_price=record.last_price,
+        steps=record.steps_done,
+        natural_at_submission=record.natural_at_submission,
+        improvement=None,
+        duplicate=duplicate,
+    )
