@@ -357,8 +357,9 @@ class OrdersRepository:
             )
             if start is None:
                 return []
-            older = await self._walk(env, order_id, backwards=True)
-            newer = await self._walk(env, order_id, backwards=False)
+            seen = {order_id}
+            older = await self._walk(env, order_id, seen, backwards=True)
+            newer = await self._walk(env, order_id, seen, backwards=False)
             ids = [*reversed(older), order_id, *newer]
             placeholders = ", ".join("?" for _ in ids)
             rows = await self._db.fetch_all(
@@ -368,14 +369,13 @@ class OrdersRepository:
             by_id = {order.order_id: order for order in await self._with_legs(env, rows)}
         return [by_id[i] for i in ids if i in by_id]
 
-    async def _walk(self, env: str, order_id: int, *, backwards: bool) -> list[int]:
+    async def _walk(self, env: str, order_id: int, seen: set[int], *, backwards: bool) -> list[int]:
         own, other = (
             ("replaces_order_id", "replaced_by_order_id")
             if backwards
             else ("replaced_by_order_id", "replaces_order_id")
         )
         found: list[int] = []
-        seen = {order_id}
         current = order_id
         while len(found) < _MAX_CHAIN:
             row = await self._db.fetch_one(

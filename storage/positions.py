@@ -132,22 +132,23 @@ def _row(position: Position, env: str, account: str, now: str) -> tuple[object, 
 
 
 def _from_row(row: sqlite3.Row, env: str, account: str) -> Position:
+    # Hot path (1,000 rows per positions reply): positional args, inlined conversions.
     return Position(
-        environment=env,
-        account_number=account,
-        symbol=row[0],
-        instrument_type=row[1],
-        underlying_symbol=row[2],
-        quantity=Decimal(row[3]),
-        quantity_direction=row[4],
-        average_open_price=Decimal(row[5]),
-        multiplier=Decimal(row[6]),
-        close_price=codec.to_dec_opt(row[7]),
-        mark_price=codec.to_dec_opt(row[8]),
-        cost_effect=row[9],
-        realized_day_gain=codec.to_dec_opt(row[10]),
-        expires_at=codec.from_ts_opt(row[11]),
-        broker_updated_at=codec.from_ts_opt(row[12]),
+        env,
+        account,
+        row[0],
+        row[1],
+        row[2],
+        Decimal(row[3]),
+        row[4],
+        Decimal(row[5]),
+        Decimal(row[6]),
+        None if row[7] is None else Decimal(row[7]),
+        None if row[8] is None else Decimal(row[8]),
+        row[9],
+        None if row[10] is None else Decimal(row[10]),
+        None if row[11] is None else datetime.fromisoformat(row[11]),
+        None if row[12] is None else datetime.fromisoformat(row[12]),
     )
 
 
