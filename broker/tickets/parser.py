@@ -338,7 +338,7 @@ class _Parser:
         else:
             return False
         raw_parts = [token.raw for token in self.tokens[self.i : self.i + consumed]]
-        if dates.YEAR.match(year):
+        if dates.YEAR.match(year) and self.peek_low(3) not in OPTION_TYPES:
             consumed += 1
             raw_parts.append(year)
             raw = " ".join(raw_parts)
