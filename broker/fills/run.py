@@ -64,7 +64,11 @@ class OrderObserver(Protocol):
     ) -> None: ...
 
     async def fees_for(
-        self, session: BrokerSession, account_number: str, order_ids: list[int]
+        self,
+        session: BrokerSession,
+        account_number: str,
+        order_ids: list[int],
+        underlying_symbol: str | None = None,
     ) -> Decimal | None: ...
 
 
@@ -565,7 +569,10 @@ class ChaseRun:
         if record.chain and self.services.observer is not None and self._filled_total() > 0:
             try:
                 self.fees = await self.services.observer.fees_for(
-                    self.session, record.account_number, list(record.chain)
+                    self.session,
+                    record.account_number,
+                    list(record.chain),
+                    record.order.underlying_symbol,
                 )
             except Exception:
                 self.log.exception("fees_lookup_failed")

@@ -1,0 +1,128 @@
+"""Fill notifications for every linked account: one streamer and one poller per account.
+
+``NotificationHub.watch(session, environment, account, context)`` starts (once) the account
+streamer subscription and the polling reconciliation loop for that (environment, account);
+``context`` says where notifications for orders that are not chases go. The tracker turns
+what they see into exactly-once ``OrderFilled`` / ``OrderTerminal`` events on the bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+import structlog
+
+from broker.events import EventBus, NotificationContext
+from broker.notify.poller import OrderPoller
+from broker.notify.streamer import StreamerListener
+from broker.notify.tracker import FillTracker
+from broker.session import BrokerSession
+
+__all__ = ["AccountWatch", "NotificationHub"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class AccountWatch:
+    environment: str
+    account_number: str
+    session: BrokerSession
+    poller: OrderPoller
+    streamer: StreamerListener | None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+class NotificationHub:
+    def __init__(
+        self,
+        tracker: FillTracker,
+        events: EventBus,
+        *,
+        poll_interval_s: float = 3.0,
+        use_streamer: bool = True,
+        reconnect_base_s: float = 0.5,
+        reconnect_cap_s: float = 30.0,
+        heartbeat_s: float | None = 20.0,
+    ) -> None:
+        self.tracker = tracker
+        self._events = events
+        self._poll_interval_s = poll_interval_s
+        self._use_streamer = use_streamer
+        self._reconnect_base_s = reconnect_base_s
+        self._reconnect_cap_s = reconnect_cap_s
+        self._heartbeat_s = heartbeat_s
+        self._watches: dict[tuple[str, str], AccountWatch] = {}
+
+    def watch_of(self, environment: str, account_number: str) -> AccountWatch | None:
+        return self._watches.get((environment, account_number))
+
+    async def watch(
+        self,
+        session: BrokerSession,
+        environment: str,
+        account_number: str,
+        context: NotificationContext,
+    ) -> AccountWatch:
+        """Start notifications for an account (idempotent; a new session replaces the old)."""
+        key = (environment, account_number)
+        self.tracker.set_account_context(environment, account_number, context)
+        existing = self._watches.get(key)
+        if existing is not None and existing.session is session:
+            return existing
+        if existing is not None:
+            await self._stop(existing)
+        poller = OrderPoller(
+            session, environment, account_number, self.tracker, interval_s=self._poll_interval_s
+        )
+        streamer = None
+        if self._use_streamer:
+            streamer = StreamerListener(
+                session,
+                environment,
+                account_number,
+                self.tracker,
+                self._events,
+                context,
+                resync=poller.poll_once,
+                backoff_base_s=self._reconnect_base_s,
+                backoff_cap_s=self._reconnect_cap_s,
+                heartbeat_s=self._heartbeat_s,
+            )
+        watch = AccountWatch(environment, account_number, session, poller, streamer)
+        loop = asyncio.get_running_loop()
+        label = f"{environment}:{account_number}"
+        if streamer is not None:
+            watch.tasks.append(loop.create_task(streamer.run(), name=f"account-streamer:{label}"))
+        else:
+            # Without a streamer, start with one full pass so existing orders are known.
+            await poller.poll_once()
+        watch.tasks.append(loop.create_task(poller.run(), name=f"order-poller:{label}"))
+        self._watches[key] = watch
+        log.info("notifications_started", environment=environment, account_number=account_number)
+        return watch
+
+    def order_placed(self, environment: str, account_number: str, order_id: int) -> None:
+        """Tell the poller a new order is working (it polls right away)."""
+        self.tracker.expect_order(environment, account_number, order_id)
+        watch = self._watches.get((environment, account_number))
+        if watch is not None:
+            watch.poller.wake()
+
+    async def unwatch(self, environment: str, account_number: str) -> None:
+        watch = self._watches.pop((environment, account_number), None)
+        if watch is not None:
+            await self._stop(watch)
+
+    async def close(self) -> None:
+        for key in list(self._watches):
+            await self.unwatch(*key)
+
+    async def _stop(self, watch: AccountWatch) -> None:
+        for task in watch.tasks:
+            task.cancel()
+        for task in watch.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

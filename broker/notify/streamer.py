@@ -1,0 +1,159 @@
+"""Account-streamer listener with reconnect, REST re-sync and a heartbeat.
+
+SDK 13.x's ``AlertStreamer`` never reconnects and sends no application heartbeat; a dead
+socket or a malformed message ends it with an ``ExceptionGroup``. This loop:
+
+* connects, subscribes the account, and after *every* (re)connect re-syncs over REST (the
+  streamer does not replay what was sent while it was down);
+* feeds ``Order`` messages to the tracker and drains ``AccountBalance`` / ``CurrentPosition``
+  (the SDK queues are unbounded; undrained types pile up in memory) into events;
+* sends a ``heartbeat`` subscription every ``heartbeat_s``: its ack must arrive within the
+  SDK's 10 s, so a silently dead connection is detected and replaced;
+* reconnects with exponential backoff and full jitter on any failure.
+
+Silence is not trusted either way: the poller (``broker.notify.poller``) keeps delivering
+fills while the streamer is down or quiet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import structlog
+from tastytrade import Account, AlertStreamer
+from tastytrade.account import AccountBalance, CurrentPosition
+from tastytrade.order import PlacedOrder
+from tastytrade.streamer import SubscriptionType
+
+from broker.events import AccountBalanceChanged, EventBus, NotificationContext, PositionChanged
+from broker.notify.tracker import FillTracker
+from broker.secrets import redact
+from broker.session import BrokerSession
+
+__all__ = ["StreamerListener"]
+
+log = structlog.get_logger(__name__)
+
+
+class StreamerListener:
+    """One account-streamer subscription for one (environment, account)."""
+
+    def __init__(
+        self,
+        session: BrokerSession,
+        environment: str,
+        account_number: str,
+        tracker: FillTracker,
+        events: EventBus,
+        context: NotificationContext,
+        *,
+        resync: Callable[[], Awaitable[object]],
+        backoff_base_s: float = 0.5,
+        backoff_cap_s: float = 30.0,
+        heartbeat_s: float | None = 20.0,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._session = session
+        self._environment = environment
+        self._account_number = account_number
+        self._tracker = tracker
+        self._events = events
+        self._context = context
+        self._resync = resync
+        self._backoff_base_s = backoff_base_s
+        self._backoff_cap_s = backoff_cap_s
+        self._heartbeat_s = heartbeat_s
+        self._now = now or (lambda: datetime.now(UTC))
+        self.connections = 0
+        self.connected = asyncio.Event()
+        self.log = log.bind(environment=environment, account_number=account_number)
+
+    async def run(self) -> None:
+        """Run until cancelled."""
+        failures = 0
+        while True:
+            try:
+                await self._connect_once()
+                failures = 0  # a clean end (server closed normally): reconnect promptly
+            except Exception as exc:  # includes the SDK task group's ExceptionGroups
+                failures += 1
+                self.log.warning(
+                    "account_streamer_disconnected", error=_describe(exc), failures=failures
+                )
+            finally:
+                self.connected.clear()
+            ceiling = min(self._backoff_cap_s, self._backoff_base_s * 2 ** max(failures - 1, 0))
+            await asyncio.sleep(random.uniform(0, ceiling) if failures else self._backoff_base_s)
+
+    async def _connect_once(self) -> None:
+        streamer: AlertStreamer = self._session.alert_streamer()
+        async with streamer:
+            account = Account.model_construct(account_number=self._account_number)
+            await streamer.subscribe_accounts([account])
+            self.connections += 1
+            self.connected.set()
+            self.log.info("account_streamer_connected", connections=self.connections)
+            # Catch up on whatever happened while we were not listening.
+            await self._resync()
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._orders(streamer))
+                group.create_task(self._balances(streamer))
+                group.create_task(self._positions(streamer))
+                if self._heartbeat_s:
+                    group.create_task(self._heartbeat(streamer, self._heartbeat_s))
+
+    async def _orders(self, streamer: AlertStreamer) -> None:
+        async for order in streamer.listen(PlacedOrder):
+            if order.account_number != self._account_number:
+                continue
+            try:
+                await self._tracker.observe(self._session, self._environment, order)
+            except Exception:
+                self.log.exception("order_observation_failed", order_id=order.id)
+
+    async def _balances(self, streamer: AlertStreamer) -> None:
+        async for balance in streamer.listen(AccountBalance):
+            self._events.publish(
+                AccountBalanceChanged(
+                    context=self._context,
+                    account_number=balance.account_number,
+                    at=self._now(),
+                    net_liquidating_value=balance.net_liquidating_value,
+                    cash_balance=balance.cash_balance,
+                    equity_buying_power=balance.equity_buying_power,
+                    derivative_buying_power=balance.derivative_buying_power,
+                )
+            )
+
+    async def _positions(self, streamer: AlertStreamer) -> None:
+        async for position in streamer.listen(CurrentPosition):
+            quantity = Decimal(position.quantity)
+            if position.quantity_direction == "Short":
+                quantity = -quantity
+            self._events.publish(
+                PositionChanged(
+                    context=self._context,
+                    account_number=position.account_number,
+                    at=self._now(),
+                    symbol=position.symbol,
+                    instrument_type=position.instrument_type.value,
+                    quantity=quantity,
+                )
+            )
+
+    async def _heartbeat(self, streamer: AlertStreamer, every_s: float) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            # The SDK has no public keepalive; its subscribe waits up to 10 s for the ack and
+            # raises TimeoutError otherwise, which ends this connection and triggers a reconnect.
+            await streamer._subscribe(SubscriptionType.HEARTBEAT)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(inner) for inner in exc.exceptions)
+    return redact(f"{type(exc).__name__}: {exc}")[:300]
