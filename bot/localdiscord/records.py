@@ -148,6 +148,8 @@ class MessageRecord:
     history: list[MessageVersion] = field(default_factory=list)
     # Mentions that allowed_mentions lets notify: "everyone", "user:<id>", "role:<id>".
     pings: frozenset[str] = frozenset()
+    # When the message last appeared or changed (time.monotonic()), for the click settle time.
+    changed_monotonic: float = field(default=0.0, repr=False)
 
     # -- derived views ------------------------------------------------------------------
 

@@ -77,7 +77,9 @@ class LocalDiscord:
     seconds a bot has to acknowledge an interaction (Discord's 3 s; ``None`` disables).
     ``privileged_intents``: the privileged intents "enabled in the developer portal"; asking
     for others closes the gateway with 4014 like Discord. ``echo_bot_messages``: send the bot
-    its own messages over the gateway, as Discord does.
+    its own messages over the gateway, as Discord does. ``click_settle``: how long a message
+    must have been shown before the driver clicks it — a person needs a moment too, and it
+    lets the bot finish registering the message's view after its send returns.
     """
 
     def __init__(
@@ -89,10 +91,12 @@ class LocalDiscord:
         privileged_intents: int = PRIVILEGED_INTENTS,
         heartbeat_interval: float = 41.25,
         echo_bot_messages: bool = True,
+        click_settle: float = 0.05,
     ) -> None:
         self.world = world if world is not None else standard_world()
         self._token = token
         self.interaction_deadline = interaction_deadline
+        self.click_settle = click_settle
         self.gateway = Gateway(
             self.world,
             url=lambda: self.gateway_url,
@@ -587,6 +591,9 @@ class LocalDiscord:
     async def _component(
         self, user: UserSpec, target: MessageRecord, data: JSON, *, wait: bool
     ) -> InteractionRecord:
+        shown_for = time.monotonic() - target.changed_monotonic
+        if shown_for < self.click_settle:
+            await asyncio.sleep(self.click_settle - shown_for)
         interaction_id = self.world.ids.next()
         token = f"itok-{secrets.token_urlsafe(24)}"
         payload = interaction_base(

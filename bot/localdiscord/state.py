@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -169,6 +170,7 @@ class DiscordState:
     # -- publishing ---------------------------------------------------------------------
 
     async def publish_create(self, record: MessageRecord, *, echo: bool = True) -> None:
+        record.changed_monotonic = time.monotonic()
         self.all_messages.append(record)
         self._messages_by_id[record.id] = record
         self._emit("create", record)
@@ -176,6 +178,7 @@ class DiscordState:
             await self.gateway.dispatch("MESSAGE_CREATE", self.payload(record))
 
     async def publish_edit(self, record: MessageRecord, *, echo: bool = True) -> None:
+        record.changed_monotonic = time.monotonic()
         self._emit("edit", record)
         if echo and self._should_echo(record):
             await self.gateway.dispatch("MESSAGE_UPDATE", self.payload(record))

@@ -105,7 +105,11 @@ class Trading(commands.Cog):
     async def cog_command_error(
         self, ctx: commands.Context[TinyBot], error: commands.CommandError
     ) -> None:
-        self.bot.command_errors.append(getattr(error, "original", error))
+        cause: BaseException = error
+        while getattr(cause, "original", None) is not None:  # unwrap hybrid/app wrappers
+            cause = cause.original  # type: ignore[attr-defined]
+        self.bot.command_errors.append(cause)
+        self.bot.command_errors_changed.set()
 
 
 class TinyBot(commands.Bot):
@@ -126,6 +130,7 @@ class TinyBot(commands.Bot):
         self.raw_edits_changed = asyncio.Event()
         self.option_values: list[tuple[str, int, bool]] = []
         self.command_errors: list[BaseException] = []
+        self.command_errors_changed = asyncio.Event()
         self.late_delay = 0.3
 
     async def setup_hook(self) -> None:
