@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import io
 
 import discord
 import pytest
 
-from bot.localdiscord import OutputEvent, World, standard_world
+from bot.localdiscord import OutputEvent, World
 from tests.e2e.localdiscord.conftest import Running, raw_request, run_bot
 
 
@@ -221,6 +222,23 @@ async def test_rest_fetches_typing_reactions_and_history(running: Running) -> No
         await channel.guild.fetch_member(999)
 
 
+async def test_file_uploads_are_captured_as_attachments(running: Running) -> None:
+    fake = running.discord
+    channel = _channel(running)
+    sent = await channel.send(
+        "export", file=discord.File(io.BytesIO(b"sym,qty\nSPY,1\n"), "pos.csv")
+    )
+    record = fake.messages[-1]
+    assert [(a.filename, a.size, a.data) for a in record.attachments] == [
+        ("pos.csv", 14, b"sym,qty\nSPY,1\n")
+    ]
+    assert sent.attachments[0].filename == "pos.csv" and sent.attachments[0].size == 14
+    edited = await sent.edit(content="export (no file)", attachments=[])
+    assert edited.attachments == [] and record.attachments == []
+    interaction = await fake.slash("trader", "#trading", "tt", "ping")
+    assert interaction.original is not None and interaction.original.attachments == []
+
+
 async def test_direct_messages_are_captured_and_closed_dms_refused() -> None:
     world = World()
     guild = world.add_guild("Desk")
@@ -283,15 +301,3 @@ async def test_driver_refuses_what_discord_would(running: Running) -> None:
         await fake.say("nobody", "#trading", "hi")
     with pytest.raises(LookupError, match="no channel named '#nowhere'"):
         await fake.say("trader", "#nowhere", "hi")
-
-
-async def test_standard_world_channels_and_users() -> None:
-    world = standard_world()
-    assert {u.name for u in world.users} == {
-        "tt-bot",
-        "owner",
-        "admin",
-        "trader",
-        "viewer",
-        "outsider",
-    }
