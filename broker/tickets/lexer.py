@@ -39,6 +39,8 @@ class Lexed:
 
 
 def _drop_symbols(text: str) -> str:
+    if text.isascii():
+        return text
     kept = []
     for char in text:
         if unicodedata.category(char) in _DROPPED_CATEGORIES:
@@ -51,6 +53,8 @@ def _drop_symbols(text: str) -> str:
 
 def _split_comments(text: str) -> tuple[str, list[str]]:
     """Remove bracketed asides; an unclosed bracket comments out the rest of the text."""
+    if not any(opener in text for opener in _OPENERS):
+        return text, []
     comments: list[str] = []
     body: list[str] = []
     depth_stack: list[str] = []

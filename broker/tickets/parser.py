@@ -308,7 +308,7 @@ class _Parser:
             raw = f"{token.raw} {self.tokens[self.i + 1].raw}"
             expiration = dates.days_to_expiration(int(low), raw, self.today)
             return self._set_expiration(draft, expiration, raw, consumed=2)
-        if (slash := dates.SLASH_DATE.match(low)) and not self._vertical_follows(slash):
+        if (slash := dates.SLASH_DATE.match(low)) and not self._vertical_follows(slash, draft):
             expiration_or_none = dates.parse_slash_or_iso(low, token.raw, self.today)
             assert expiration_or_none is not None
             return self._set_expiration(draft, expiration_or_none, token.raw, consumed=1)
@@ -318,11 +318,21 @@ class _Parser:
             return self._set_expiration(draft, iso, token.raw, consumed=1)
         return self._month_name_date(draft)
 
-    def _vertical_follows(self, slash: re.Match[str]) -> bool:
-        """`5/10 calls` is a spread; `590/595` (no month 590) is a spread missing its type."""
-        if slash[3] is None and self.peek_low(1) in OPTION_TYPES:
+    def _vertical_follows(self, slash: re.Match[str], draft: Draft) -> bool:
+        """Is this `A/B` a vertical rather than a date?
+
+        `590/595` (no month 590) is a spread missing its type; `5/10 calls` is a spread. A lone
+        `C`/`P` after a date-like `07/14` is the ticker (`BTO 10 07/14 C 48 calls`) unless the
+        underlying is already known (`SPY 5/10 C`); zero-padded numbers are never strikes.
+        """
+        if int(slash[1]) > 31 or int(slash[2]) > 31:
             return True
-        return int(slash[1]) > 31 or int(slash[2]) > 31
+        follower = self.peek_low(1)
+        if slash[3] is not None or follower not in OPTION_TYPES:
+            return False
+        if slash[1].startswith("0") or slash[2].startswith("0"):
+            return False
+        return len(follower) > 1 or draft.underlying is not None
 
     def _month_name_date(self, draft: Draft) -> bool:
         low, next_low = self.peek_low(), self.peek_low(1)
