@@ -54,6 +54,19 @@ class ConfirmView(discord.ui.View):
         await interaction.response.edit_message(content="Cancelled.", view=None)
 
 
+class RefreshView(discord.ui.View):
+    """Deferred-update flow: type 6, then edits through the interaction webhook."""
+
+    @discord.ui.button(label="Refresh", custom_id="tt:refresh")
+    async def refresh(
+        self, interaction: discord.Interaction, button: discord.ui.Button[Any]
+    ) -> None:
+        await interaction.response.defer()  # type 6: nothing visible yet
+        await interaction.edit_original_response(content="Quotes refreshed.")
+        note = await interaction.followup.send("Refreshing…", ephemeral=True, wait=True)
+        await note.edit(content="Refreshed.")
+
+
 class Trading(commands.Cog):
     def __init__(self, bot: TinyBot) -> None:
         self.bot = bot
@@ -95,6 +108,18 @@ class Trading(commands.Cog):
         """Echo typed options."""
         self.bot.option_values.append((symbol, qty, dry))
         await ctx.send(f"{symbol}:{type(qty).__name__}={qty} dry={dry}")
+
+    @tt.command(name="quotes")
+    async def quotes(self, ctx: commands.Context[TinyBot]) -> None:
+        """Show quotes with a refresh button."""
+        await ctx.send("Quotes", view=RefreshView(timeout=30))
+
+    @tt.command(name="flash")
+    async def flash(self, ctx: commands.Context[TinyBot]) -> None:
+        """Reply, then take the reply back."""
+        assert ctx.interaction is not None
+        await ctx.interaction.response.send_message("now you see it")
+        await ctx.interaction.delete_original_response()
 
     @tt.command(name="late")
     async def late(self, ctx: commands.Context[TinyBot]) -> None:

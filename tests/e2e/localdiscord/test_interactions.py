@@ -64,7 +64,16 @@ async def test_slash_options_typed_and_checked_against_the_synced_tree(running: 
     assert [c.name for c in synced] == ["tt"]
     (tt,) = fake.synced_commands
     assert tt["id"] == str(synced[0].id) and tt["application_id"] == str(fake.world.bot.id)
-    assert {o["name"] for o in tt["options"]} == {"help", "ping", "order", "slow", "qty", "late"}
+    assert {o["name"] for o in tt["options"]} == {
+        "help",
+        "ping",
+        "order",
+        "slow",
+        "qty",
+        "quotes",
+        "flash",
+        "late",
+    }
     # The tree says qty is an integer: a numeric string is sent as a real integer.
     interaction = await fake.slash("trader", "#trading", "tt", "qty", {"symbol": "SPY", "qty": "7"})
     assert interaction.original is not None
@@ -155,6 +164,35 @@ async def test_clicking_is_refused_for_disabled_missing_or_invisible_buttons(
     assert refusal.original is not None and refusal.original.ephemeral
     with pytest.raises(LookupError, match="visible to 'viewer'"):
         await fake.click("viewer", "Anything")
+
+
+async def test_deferred_update_then_webhook_edits(running: Running) -> None:
+    fake = running.discord
+    await fake.say("trader", "#trading", "!tt quotes")
+    quotes = await fake.wait_for_message(lambda m: m.has_button("Refresh"))
+    interaction = await fake.click("trader", "Refresh")
+    assert interaction.response_type == 6 and interaction.original is quotes
+    edited = await fake.wait_for_edit(lambda m: m.content == "Quotes refreshed.")
+    assert edited is quotes and quotes.has_button("Refresh")  # the view stays
+    note = await fake.wait_for_edit(lambda m: m.content == "Refreshed.")
+    assert note.ephemeral_to is not None and note.ephemeral_to.name == "trader"
+    assert [v.content for v in note.history] == ["Refreshing…"]
+    assert interaction.followups == [note]
+    patched = [c.path for c in fake.rest_log if c.method == "PATCH"]
+    token = interaction.token
+    app = fake.world.application_id
+    assert patched == [
+        f"/webhooks/{app}/{token}/messages/@original",
+        f"/webhooks/{app}/{token}/messages/{note.id}",
+    ]
+
+
+async def test_original_response_can_be_deleted(running: Running) -> None:
+    fake = running.discord
+    interaction = await fake.slash("trader", "#trading", "tt", "flash")
+    gone = await fake.wait_for_delete()
+    assert gone is interaction.original and gone.deleted
+    assert gone.content == "now you see it"
 
 
 async def test_late_acknowledgement_fails_the_interaction() -> None:
