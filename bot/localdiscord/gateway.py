@@ -69,7 +69,7 @@ class Gateway:
         self.connected = asyncio.Event()
         self.connections = 0
         self.resumes = 0
-        self.received: list[JSON] = []  # every client frame, for tests of the protocol
+        self.received: list[JSON] = []  # every client frame (token redacted), for tests
 
     @property
     def has_members_intent(self) -> bool:
@@ -93,7 +93,7 @@ class Gateway:
                 if msg.type is not WSMsgType.TEXT:
                     continue
                 frame = json.loads(msg.data)
-                self.received.append(frame)
+                self.received.append(_redacted(frame))
                 await self._on_frame(ws, frame)
         finally:
             if self._ws is ws:
@@ -218,3 +218,11 @@ class Gateway:
         self.connected.clear()
         if ws is not None and not ws.closed:
             await ws.close(code=code)
+
+
+def _redacted(frame: JSON) -> JSON:
+    """The frame without the bot token (IDENTIFY and RESUME carry it)."""
+    data = frame.get("d")
+    if isinstance(data, dict) and "token" in data:
+        return {**frame, "d": {**data, "token": "***"}}
+    return frame

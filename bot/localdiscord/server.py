@@ -22,8 +22,9 @@ import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import discord.gateway
 import discord.http
@@ -48,6 +49,7 @@ from bot.localdiscord.records import (
     OutputEvent,
     RestCall,
 )
+from bot.localdiscord.render import render_message
 from bot.localdiscord.rest import API_PREFIX, RestApi, UnhandledRequest
 from bot.localdiscord.routes_core import CoreRoutes
 from bot.localdiscord.routes_interactions import INTERACTION_APPLICATION_COMMAND, InteractionRoutes
@@ -55,6 +57,7 @@ from bot.localdiscord.state import DiscordState, OutputCallback
 from bot.localdiscord.world import (
     ChannelKind,
     ChannelSpec,
+    Permission,
     RoleSpec,
     UserSpec,
     World,
@@ -177,9 +180,13 @@ class LocalDiscord:
             )
         discord.http.Route.BASE = self.api_url
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self.gateway_url)
-        # Safety net: nothing may ever reach the real Discord from here.
-        assert discord.http.Route.BASE.startswith("http://127.0.0.1"), discord.http.Route.BASE
-        assert str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY).startswith("ws://127.0.0.1")
+        # Safety net (not an assert, which -O strips): nothing may ever reach the real Discord.
+        gateway = str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
+        if not discord.http.Route.BASE.startswith("http://127.0.0.1") or not gateway.startswith(
+            "ws://127.0.0.1"
+        ):
+            self.uninstall()
+            raise RuntimeError("LocalDiscord.install() must point discord.py at 127.0.0.1 only")
 
     def uninstall(self) -> None:
         if self._saved_overrides is not None:
@@ -240,7 +247,8 @@ class LocalDiscord:
         return self.state.last_synced
 
     @property
-    def typing_events(self) -> list[tuple[int, Any]]:
+    def typing_events(self) -> list[tuple[int, datetime]]:
+        """(channel id, time) for every typing indicator the bot triggered."""
         return list(self.state.typing)
 
     def messages_in(self, channel: ChannelRef) -> list[MessageRecord]:
@@ -342,8 +350,6 @@ class LocalDiscord:
             raise TimeoutError(self._describe_miss(kind, timeout)) from None
 
     def _describe_miss(self, kind: str, timeout: float) -> str:
-        from bot.localdiscord.render import render_message
-
         recent = [
             f"  [{e.kind}] " + render_message(e.message).replace("\n", "\n    ")
             for e in self.state.events[self._action_mark :]
@@ -486,8 +492,6 @@ class LocalDiscord:
             return
         if guild.member(user.id) is None:
             raise ValueError(f"{user.name!r} is not a member of {guild.name!r}")
-        from bot.localdiscord.world import Permission
-
         if not self.world.permissions_for(channel, user.id) & Permission.SEND_MESSAGES:
             raise ValueError(f"{user.name!r} cannot send messages in {channel.label}")
 
