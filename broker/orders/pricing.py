@@ -117,8 +117,8 @@ class LegPrice:
     symbol: str
     side: Side
     ratio: int
-    bid: Decimal
-    ask: Decimal
+    bid: Decimal | None
+    ask: Decimal | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +141,8 @@ def net_quote(legs: Sequence[LegPrice]) -> NetQuote:
         raise PricingError("an order needs at least one leg")
     natural = mid = passive = Decimal(0)
     for leg in legs:
-        leg_mid_price = leg_mid(leg.symbol, leg.bid, leg.ask)
+        leg_mid_price = leg_mid(leg.symbol, leg.bid, leg.ask)  # refuses a missing side
+        assert leg.bid is not None and leg.ask is not None
         if leg.side is Side.BUY:
             natural -= leg.ratio * leg.ask
             passive -= leg.ratio * leg.bid

@@ -143,7 +143,7 @@ class TestNetQuote:
     def test_missing_leg_quote_names_the_leg(self) -> None:
         legs = [
             LegPrice("C600", Side.BUY, 1, D("5.00"), D("5.20")),
-            LegPrice("C610", Side.SELL, 1, None, D("3.90")),  # type: ignore[arg-type]
+            LegPrice("C610", Side.SELL, 1, None, D("3.90")),
         ]
         with pytest.raises(PricingError, match="no quote for C610"):
             net_quote(legs)
