@@ -82,8 +82,8 @@ def _split_comments(text: str) -> tuple[str, list[str]]:
 
 def _token(word: str) -> Token | None:
     word = word.strip(_TRAILING_PUNCTUATION)
-    # A full stop ends a sentence ("115p."), but ".70" and "1." are numbers.
-    if len(word) > 1 and word.endswith(".") and word[-2].isalpha():
+    # A full stop ends a sentence ("115p.", "@ 1.20."); "1." means 1 either way.
+    if len(word) > 1 and word.endswith(".") and word[-2] != ".":
         word = word[:-1]
     if word != "@" and not any(char.isalnum() for char in word):
         return None

@@ -77,6 +77,7 @@ FOUR_STRIKES = re.compile(rf"^{_NUM}/{_NUM}/{_NUM}/{_NUM}$", re.ASCII)
 EXIT_WORD = re.compile(r"^(?:pt\d?|tp\d?|sl|stop|stope|target|targets)(?::.*)?$", re.ASCII)
 SETTING = re.compile(r"^([a-z_]+)=(.*)$")
 INTEGER = re.compile(r"^[+-]?\d+$", re.ASCII)
+NEGATING_LABEL = re.compile(r"cancel|void|ignore|scratch|^not?$|^don'?t$|^never$|^closed?$|^exit")
 PRICE_LIKE = re.compile(r"^[-$.\d]", re.ASCII)
 
 
@@ -121,14 +122,24 @@ class _Parser:
         return assemble(draft, [*comments, " ".join(draft.trailer)])
 
     def _skip_label(self) -> None:
-        """`Lotto: BTO ...`, `AVI#9896: STC ...`: a short label before the action is dropped."""
+        """`Lotto: BTO ...`, `AVI#9896: STC ...`: a short label before the action is dropped,
+        unless it could cancel or negate the alert (`Cancel: BTO ...`)."""
         for index, token in enumerate(self.tokens[:4]):
             if token.low in ACTIONS:
                 return
-            if token.labelled and index + 1 < len(self.tokens):
-                if self.tokens[index + 1].low in ACTIONS:
-                    self.i = index + 1
-                return
+            if not token.labelled or index + 1 >= len(self.tokens):
+                continue
+            if self.tokens[index + 1].low in ACTIONS:
+                label = self.tokens[: index + 1]
+                if any(NEGATING_LABEL.search(word.low) for word in label):
+                    raise TicketError(
+                        Refusal.UNKNOWN_WORD,
+                        f'"{quote(" ".join(word.raw for word in label))}" in front of the order '
+                        "may cancel or negate it — send just the order, e.g. "
+                        f"{OPTION_EXAMPLE}.",
+                    )
+                self.i = index + 1
+            return
 
     def _action(self) -> Draft:
         token = self.peek()
@@ -521,6 +532,11 @@ def _looks_like_ticker(token: Token) -> bool:
 
 
 def _unknown(token: Token) -> TicketError:
+    if token.low in ("limit", "lmt", "lim", "price"):
+        return TicketError(
+            Refusal.UNKNOWN_WORD,
+            f'"{quote(token.raw)}": write the limit price after "@", e.g. {OPTION_EXAMPLE}.',
+        )
     return TicketError(
         Refusal.UNKNOWN_WORD,
         f'unknown word "{quote(token.raw)}" — put comments in parentheses, e.g. '

@@ -338,6 +338,10 @@ FORMS: list[tuple[str, dict[str, Any]]] = [
         order(leg("buy", SPY_590P, 2, opening=True), price="1.20", effect="Debit"),
     ),
     (
+        "BTO 2 SPY 12/18. 590P @ 1.20.",
+        order(leg("buy", SPY_590P, 2, opening=True), price="1.20", effect="Debit"),
+    ),
+    (
         "BTO 2 SPY\n12/18 590P\n@ 1.20",
         order(leg("buy", SPY_590P, 2, opening=True), price="1.20", effect="Debit"),
     ),
@@ -511,6 +515,9 @@ REFUSALS: list[tuple[str, Refusal, str]] = [
     ("buy 1 SPY 12/18 590P lotto @ 1", Refusal.UNKNOWN_WORD, 'unknown word "lotto"'),
     ("buy 1 SPY 12/18 590P @ 1 5% sz", Refusal.UNKNOWN_WORD, '"5%"'),
     ("buy 1 SPY 12/18 590P @ 1 weeklies", Refusal.UNKNOWN_WORD, 'unknown word "weeklies"'),
+    ("buy 1 SPY 12/18 590P limit 1.20", Refusal.UNKNOWN_WORD, 'write the limit price after "@"'),
+    ("Cancel: BTO 1 SPY 12/18 590P @ 1", Refusal.UNKNOWN_WORD, "may cancel or negate it"),
+    ("Do not: BTO 1 SPY 12/18 590P @ 1", Refusal.UNKNOWN_WORD, "may cancel or negate it"),
     ("buy 1 SPY 12/18 570/575/580P", Refusal.UNKNOWN_WORD, "not a strike, date or price"),
     (
         "sell 1 SPY 12/18 580P QQQ 620C",
