@@ -351,15 +351,16 @@ async def _configure(conn: aiosqlite.Connection, busy_timeout: float) -> None:
 
 
 async def _run(conn: aiosqlite.Connection, sql: str) -> None:
-    cursor = await _guarded(conn.execute(sql))
-    await cursor.close()
+    # execute_fetchall is one worker round trip (the cursor is closed on the worker);
+    # execute + close would be two, and BEGIN/COMMIT run for every page written.
+    await _guarded(conn.execute_fetchall(sql))
 
 
 async def _rollback(conn: aiosqlite.Connection) -> None:
     # Queued behind whatever statement the body was awaiting (aiosqlite runs one FIFO
     # thread), so even after a cancellation the ROLLBACK runs after that statement.
     try:
-        await conn.execute("ROLLBACK")
+        await conn.execute_fetchall("ROLLBACK")
     except sqlite3.OperationalError as exc:
         if "no transaction is active" not in str(exc):
             raise StorageError(f"rollback failed: {exc}") from exc
