@@ -11,10 +11,10 @@ Design:
 - **Serialised access.** All statements go through an `asyncio.Lock`, so a coroutine's
   transaction never picks up another coroutine's statements (they share one connection)
   and reads never see another coroutine's uncommitted rows. `transaction()` takes the lock
-  for its whole body; statements issued by the task that holds it run inside it, and a
-  nested `transaction()` in the same task becomes a SAVEPOINT (an exception in it rolls
-  back just that part). Do not await storage calls from *other* tasks inside a transaction
-  body: they wait for the lock, which the body holds.
+  for its whole body; storage calls made from the body (including tasks it spawns, which
+  inherit its context) run inside it, and a nested `transaction()` becomes a SAVEPOINT
+  (an exception in it rolls back just that part). Coroutines started outside the body
+  wait for the lock. Keep bodies short and don't run concurrent writers inside one.
 - **Migrations** run at open (`storage.migrate`).
 
 Repositories (``db.orders``, ``db.positions``...) hold all SQL; callers never write SQL.
@@ -26,6 +26,7 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,9 +35,21 @@ from typing import Any, Final, TypeVar
 
 import aiosqlite
 
+from storage.accounts import AccountsRepository
+from storage.audit import AuditRepository
+from storage.balances import BalancesRepository
+from storage.chases import ChasesRepository
+from storage.credentials import CredentialsRepository
 from storage.crypto import Keyring
 from storage.errors import DatabaseInUseError, DuplicateError, StorageError
+from storage.fill_events import FillEventsRepository
+from storage.guilds import GuildsRepository
+from storage.idempotency import IdempotencyRepository
 from storage.migrate import apply_migrations, load_migrations, schema_version
+from storage.orders import OrdersRepository
+from storage.positions import PositionsRepository
+from storage.sync import SyncRepository
+from storage.transactions import TransactionsRepository
 
 _T = TypeVar("_T")
 Clock = Callable[[], datetime]
@@ -76,24 +89,14 @@ class Database:
         keyring: Keyring,
         clock: Clock,
     ) -> None:
-        # Imported here: the repositories import this module for typing.
-        from storage.accounts import AccountsRepository
-        from storage.audit import AuditRepository
-        from storage.balances import BalancesRepository
-        from storage.chases import ChasesRepository
-        from storage.credentials import CredentialsRepository
-        from storage.fill_events import FillEventsRepository
-        from storage.guilds import GuildsRepository
-        from storage.idempotency import IdempotencyRepository
-        from storage.orders import OrdersRepository
-        from storage.positions import PositionsRepository
-        from storage.sync import SyncRepository
-        from storage.transactions import TransactionsRepository
-
         self._path = path
         self._conn: aiosqlite.Connection | None = conn
         self._lock = asyncio.Lock()
-        self._owner: asyncio.Task[Any] | None = None
+        # Who holds the lock is tracked in a context variable, not by task: a task created
+        # inside a transaction body (asyncio.wait_for/gather on 3.11) inherits the context
+        # and joins the transaction instead of deadlocking on the lock its parent holds.
+        self._holder: ContextVar[object | None] = ContextVar(f"tt_bot_db_{id(self)}", default=None)
+        self._hold: object | None = None
         self._depth = 0
         self.clock = clock
         self.guilds = GuildsRepository(self)
@@ -208,26 +211,30 @@ class Database:
             raise StorageError(f"database {self._path} is closed")
         return self._conn
 
-    def _owned_by_current_task(self) -> bool:
-        return self._owner is not None and self._owner is asyncio.current_task()
+    def _held_here(self) -> bool:
+        """True when the caller runs inside this database's current hold of the lock."""
+        return self._hold is not None and self._holder.get() is self._hold
 
     @asynccontextmanager
     async def _exclusive(self) -> AsyncIterator[aiosqlite.Connection]:
-        """Hold the connection for the current task (re-entrant within the task)."""
-        if self._owned_by_current_task():
+        """Hold the connection; re-entrant for code running inside the hold."""
+        if self._held_here():
             yield self._connection()
             return
         async with self._lock:
-            self._owner = asyncio.current_task()
+            hold = object()
+            self._hold = hold
+            reset = self._holder.set(hold)
             try:
                 yield self._connection()
             finally:
-                self._owner = None
+                self._holder.reset(reset)
+                self._hold = None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         """Run the body atomically: commit on success, roll back on any exception."""
-        if self._owned_by_current_task() and self._depth > 0:
+        if self._held_here() and self._depth > 0:
             async with self._savepoint():
                 yield
             return

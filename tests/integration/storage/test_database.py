@@ -288,3 +288,14 @@ async def test_checkpoint_empties_the_wal(account_db: Database, db_path: Path) -
     await account_db.checkpoint()
     wal = db_path.with_name(db_path.name + "-wal")
     assert not wal.exists() or wal.stat().st_size == 0
+
+
+async def test_tasks_spawned_inside_a_transaction_join_it(account_db: Database) -> None:
+    """asyncio.wait_for runs its coroutine in a new task on 3.11: no deadlock, same tx."""
+    with pytest.raises(RuntimeError):
+        async with account_db.transaction():
+            await asyncio.wait_for(account_db.guilds.update(1, halted=True), timeout=2)
+            settings = await asyncio.wait_for(account_db.guilds.require(1), timeout=2)
+            assert settings.halted is True
+            raise RuntimeError("roll back both")
+    assert (await account_db.guilds.require(1)).halted is False
