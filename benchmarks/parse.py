@@ -256,6 +256,105 @@ def measure_parse_throughput(
     return best
 
 
+# -- build + dry-run latency (owned by the order builder) -------------------------------------
+@dataclass(frozen=True)
+class BuildLatency:
+    """Warm-cache latency of building and dry-running single-leg orders on the paper exchange."""
+
+    iterations: int
+    build_ms: tuple[float, float]  # (p50, p95)
+    dry_run_ms: tuple[float, float]
+    build_round_trips: float  # HTTP requests per warm build (target: exactly 1, the quote)
+    dry_run_round_trips: float
+
+
+def measure_build_latency(iterations: int = 30) -> BuildLatency:
+    """Build (instrument caches warm) and dry-run single-leg orders through the real SDK.
+
+    Positions come from an in-memory source, as in production (the bot's database), so the
+    only HTTP a warm build makes is one market-data request; placing would add one more.
+    """
+    import asyncio
+    import statistics
+    from collections.abc import Mapping, Sequence
+    from datetime import UTC, datetime
+
+    from tastytrade.account import Account
+    from tastytrade.instruments import NestedOptionChain
+
+    from broker.orders.build import OrderBuilder
+    from broker.orders.resolve import InstrumentResolver
+    from broker.paper import calendar as paper_calendar
+    from broker.paper.config import PaperConfig
+    from broker.paper.exchange import PaperExchange
+    from broker.preview import preview_order
+    from broker.session import Credentials, Environment, Secret, SessionManager
+
+    class FlatPositions:
+        async def quantities(self, symbols: Sequence[str]) -> Mapping[str, Decimal]:
+            return {}
+
+    def percentiles(samples: list[float]) -> tuple[float, float]:
+        ordered = sorted(samples)
+        return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
+
+    async def run() -> BuildLatency:
+        start = datetime(2026, 3, 11, 15, 0, tzinfo=UTC)  # market hours, deterministic
+        async with PaperExchange(PaperConfig(seed=1, start_time=start)) as exchange:
+            manager = SessionManager()
+            try:
+                broker = await manager.get(
+                    Credentials(
+                        environment=Environment.PAPER,
+                        provider_secret=Secret("bench-provider-secret"),
+                        refresh_token=Secret("bench-refresh-token"),
+                        api_url=exchange.api_url,
+                        streamer_url=exchange.streamer_url,
+                    )
+                )
+                account = await broker.read(lambda s: Account.get(s, exchange.account_number))
+                builder = OrderBuilder(InstrumentResolver(now=exchange.clock.now))
+                positions = FlatPositions()
+                today = paper_calendar.ny_date(exchange.clock.now())
+                chains = await broker.read(lambda s: NestedOptionChain.get(s, "SPY"))
+                day = f"{chains[0].expirations[2].expiration_date:%m/%d/%y}"
+                texts = [
+                    f"buy 1 SPY {day} 765c @ mid",
+                    f"sell 1 SPY {day} 740p @ mid",
+                    "buy 10 AAPL @ mid",
+                    "buy 1 /ES @ mid",
+                ]
+                tickets = [parse_ticket(text, today=today) for text in texts]
+                for ticket in tickets:  # warm the instrument caches
+                    await builder.build(broker, ticket, positions)
+                build_ms: list[float] = []
+                dry_ms: list[float] = []
+                build_trips = dry_trips = 0
+                for index in range(iterations):
+                    ticket = tickets[index % len(tickets)]
+                    mark = len(exchange.requests)
+                    started = time.perf_counter()
+                    built = await builder.build(broker, ticket, positions)
+                    build_ms.append((time.perf_counter() - started) * 1000)
+                    build_trips += len(exchange.requests) - mark
+                    mark = len(exchange.requests)
+                    started = time.perf_counter()
+                    await preview_order(broker, account, built)
+                    dry_ms.append((time.perf_counter() - started) * 1000)
+                    dry_trips += len(exchange.requests) - mark
+                return BuildLatency(
+                    iterations=iterations,
+                    build_ms=percentiles(build_ms),
+                    dry_run_ms=percentiles(dry_ms),
+                    build_round_trips=build_trips / iterations,
+                    dry_run_round_trips=dry_trips / iterations,
+                )
+            finally:
+                await manager.close()
+
+    return asyncio.run(run())
+
+
 def main() -> int:
     rate = measure_parse_throughput(mixed_tickets())
     print(f"parse throughput: {rate:,.0f} tickets/s ({len(mixed_tickets())}-text mix)")
@@ -271,6 +370,17 @@ def main() -> int:
         ]
     else:
         print(f"alert corpus not found at {ALERTS_DIR} (set TT_ALERTS_DIR)")
+    latency = measure_build_latency()
+    print(
+        f"build (warm caches): p50 {latency.build_ms[0]:.1f} ms, p95 {latency.build_ms[1]:.1f} ms, "
+        f"{latency.build_round_trips:g} HTTP round trip(s); dry-run: p50 "
+        f"{latency.dry_run_ms[0]:.1f} ms, p95 {latency.dry_run_ms[1]:.1f} ms, "
+        f"{latency.dry_run_round_trips:g} round trip(s)"
+    )
+    summary.append(
+        f"build p50 {latency.build_ms[0]:.1f} ms / {latency.build_round_trips:g} trip, "
+        f"dry-run p50 {latency.dry_run_ms[0]:.1f} ms"
+    )
     print("SUMMARY: " + "; ".join(summary))
     return 0
 
