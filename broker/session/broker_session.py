@@ -362,7 +362,9 @@ class BrokerSession:
                 log.error("tastytrade refresh token revoked", session=self._label)
                 raise error
             # Cert sometimes rejects a healthy refresh transiently (tastyware#351): retry AUTH too.
-            retryable = error.category.transient or error.category is ErrorCategory.AUTH
+            retryable = error.category.transient or (
+                error.category is ErrorCategory.AUTH and "invalid_client" not in error.codes
+            )
             if not retryable or retry_index + 1 >= self._retry.attempts:
                 self._note_error(error)
                 raise error

@@ -110,10 +110,17 @@ def broker_error_entries(body: Any) -> list[tuple[str, str]]:
 
 
 def _revoked(trip: RoundTrip, codes: list[str]) -> bool:
-    if "invalid_grant" in codes or trip.status == 401:
+    """Whether an /oauth/token failure means the grant itself is dead.
+
+    `invalid_client` (wrong provider secret) is a configuration problem, not a
+    revoked grant; any other 401, and `invalid_grant` anywhere, is revocation.
+    """
+    if "invalid_grant" in codes:
         return True
+    if "invalid_client" in codes:
+        return False
     body = (trip.error_body or "").lower()
-    return "invalid_grant" in body or "revoked" in body
+    return trip.status == 401 or "invalid_grant" in body or "revoked" in body
 
 
 def error_for_status(trip: RoundTrip) -> BrokerError:

@@ -157,6 +157,14 @@ def test_oauth_401_is_token_revoked_and_other_oauth_4xx_is_auth() -> None:
     assert "User is not a customer" in transient.message
 
 
+def test_oauth_invalid_client_is_auth_not_revoked() -> None:
+    body = {"error_code": "invalid_client", "error_description": "Client authentication failed."}
+    record = CallRecord([_trip("POST", "/oauth/token", 401, body)])
+    error = classify(_sdk_error(401, body), record, submission=False)
+    assert error.category is ErrorCategory.AUTH
+    assert error.codes == ("invalid_client",)
+
+
 def test_oauth_5xx_is_server() -> None:
     record = CallRecord([_trip("POST", "/oauth/token", 503, {"error": {"code": "x"}})])
     error = classify(_sdk_error(503, {"error": {"code": "x"}}), record, submission=False)
