@@ -234,7 +234,7 @@ async def test_read_gives_up_after_the_configured_attempts(
     assert broker.health().last_error_category is ErrorCategory.RATE_LIMIT
 
 
-async def test_slow_read_times_out(exchange: PaperExchange, manager: SessionManager) -> None:
+async def test_slow_read_times_out(exchange: PaperExchange) -> None:
     async with SessionManager(
         timeouts=Timeouts(reads=0.2), retry=RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.01)
     ) as fast:
