@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -23,7 +24,8 @@ class Session:
 def _year(year: int) -> dict[date, Session]:
     import pandas_market_calendars as pmc
 
-    with _lock:
+    with _lock, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # library deprecation noise, not ours to fix
         schedule = pmc.get_calendar("NYSE").schedule(
             start_date=f"{year}-01-01", end_date=f"{year}-12-31"
         )

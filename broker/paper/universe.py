@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from functools import lru_cache
 
 from broker.paper import calendar
 
@@ -465,8 +466,9 @@ def future_option_symbol(
 
 
 # ------------------------------------------------------------------- building
+@lru_cache(maxsize=4)
 def build_universe(today: date) -> Universe:
-    """The default universe relative to `today` (a New York date)."""
+    """The default universe relative to `today` (a New York date); treat it as read-only."""
     calendar.warm(range(today.year - 1, today.year + 2))
     universe = Universe(today=today)
     expirations = _equity_expiration_days(today)
