@@ -12,11 +12,13 @@ We never resend; we look:
   filled meanwhile) is still the current one.
 
 Look-ups are repeated a few times, ``delay_s`` apart, because an order that was in flight when
-the connection dropped can take a moment to appear.
+the connection dropped can take a moment to appear. These waits are *real* time (a request in
+flight does not care about a simulated market clock).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,7 +30,6 @@ from tastytrade.order import PlacedOrder
 
 from broker.events import LegInfo
 from broker.fills.broker_ops import OrderOps
-from broker.fills.clock import Clock
 from broker.fills.snapshot import OrderSnapshot, legs_of
 from broker.session import BrokerError
 
@@ -99,7 +100,6 @@ async def reconcile_submission(
     legs: Sequence[LegInfo],
     price: Decimal | None,
     window_start: datetime,
-    clock: Clock,
     attempts: int = 3,
     delay_s: float = 1.0,
     exclude: Collection[int] = (),
@@ -109,7 +109,7 @@ async def reconcile_submission(
     ambiguity = ""
     for attempt in range(attempts):
         if attempt:
-            await clock.sleep(delay_s)
+            await asyncio.sleep(delay_s)
         try:
             orders = await ops.live()
         except BrokerError as exc:
@@ -149,7 +149,6 @@ async def reconcile_replacement(
     ops: OrderOps,
     *,
     old_order_id: int,
-    clock: Clock,
     attempts: int = 3,
     delay_s: float = 1.0,
 ) -> ReplaceReconciliation:
@@ -157,7 +156,7 @@ async def reconcile_replacement(
     last_old: PlacedOrder | None = None
     for attempt in range(attempts):
         if attempt:
-            await clock.sleep(delay_s)
+            await asyncio.sleep(delay_s)
         try:
             old = await ops.get(old_order_id)
             last_old = old

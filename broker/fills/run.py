@@ -211,7 +211,6 @@ class ChaseRun:
             legs=record.order.legs,
             price=None if record.order.is_market else record.start_price,
             window_start=record.created_at,
-            clock=self.services.clock,
             attempts=self.services.reconcile_attempts,
             delay_s=self.services.reconcile_delay_s,
         )
@@ -389,7 +388,6 @@ class ChaseRun:
             found = await reconcile_replacement(
                 self.ops,
                 old_order_id=old_id,
-                clock=self.services.clock,
                 attempts=self.services.reconcile_attempts,
                 delay_s=self.services.reconcile_delay_s,
             )
@@ -506,7 +504,8 @@ class ChaseRun:
         cancelled_id = self.record.current_order_id
         for attempt in range(self.services.cancel_settle_attempts):
             if attempt:
-                await self.services.clock.sleep(self.services.cancel_settle_delay_s)
+                # Real time: the exchange completes a cancel on its own schedule.
+                await asyncio.sleep(self.services.cancel_settle_delay_s)
             snap = await self._refresh_current()
             if snap is not None and (snap.is_terminal or snap.order_id != cancelled_id):
                 return snap
