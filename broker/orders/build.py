@@ -46,7 +46,7 @@ from broker.orders.pricing import (
     split_signed_price,
 )
 from broker.orders.resolve import InstrumentResolver, ResolvedInstrument
-from broker.session import BrokerSession
+from broker.session import BrokerError, BrokerSession
 from broker.tickets.model import OptionType, OrderTicket, PriceMode, TicketLeg, TimeInForce
 from broker.tickets.model import PriceEffect as TicketEffect
 from broker.ticks import Side, TickSchedule
@@ -62,6 +62,8 @@ __all__ = [
 
 MAX_LEGS = 4
 SINGLE_LEG_KINDS = frozenset({InstrumentType.EQUITY, InstrumentType.FUTURE})
+#: Statuses meaning "this environment serves no REST market data" (not worth a retry).
+MARKET_DATA_UNAVAILABLE = frozenset({403, 404})
 
 
 class PositionSource(Protocol):
@@ -349,15 +351,22 @@ async def _quotes(
     by_type: dict[InstrumentType, list[str]] = {}
     for r in resolved:
         by_type.setdefault(r.instrument_type, []).append(r.symbol)
-    items = await broker.read(
-        lambda s: get_market_data_by_type(
-            s,
-            equities=by_type.get(InstrumentType.EQUITY),
-            options=by_type.get(InstrumentType.EQUITY_OPTION),
-            futures=by_type.get(InstrumentType.FUTURE),
-            future_options=by_type.get(InstrumentType.FUTURE_OPTION),
+    try:
+        items = await broker.read(
+            lambda s: get_market_data_by_type(
+                s,
+                equities=by_type.get(InstrumentType.EQUITY),
+                options=by_type.get(InstrumentType.EQUITY_OPTION),
+                futures=by_type.get(InstrumentType.FUTURE),
+                future_options=by_type.get(InstrumentType.FUTURE_OPTION),
+            )
         )
-    )
+    except BrokerError as exc:
+        # Sandbox may not serve REST market data at all: an explicit limit price still works,
+        # a mid price is refused later for want of a quote. Transient failures propagate.
+        if exc.status in MARKET_DATA_UNAVAILABLE:
+            return {}
+        raise
     return {item.symbol: item for item in items}
 
 

@@ -35,6 +35,9 @@ from broker.ticks import TickError, TickSchedule
 __all__ = ["CachePolicy", "InstrumentResolver", "ResolvedInstrument", "TtlCache"]
 
 K = TypeVar("K", bound=Hashable)
+
+#: SEC Rule 612 (Reg NMS) stock increments, used only when the API omits a stock's tick-sizes.
+REG_NMS_STOCK_TICKS = TickSchedule.from_sizes([("0.0001", "1"), ("0.01", None)])
 V = TypeVar("V")
 
 
@@ -242,7 +245,11 @@ class InstrumentResolver:
             symbol=equity.symbol,
             underlying=equity.symbol,
             multiplier=Decimal(1),
-            ticks=_schedule(equity.tick_sizes, equity.symbol, "tick-sizes"),
+            ticks=(
+                _schedule(equity.tick_sizes, equity.symbol, "tick-sizes")
+                if equity.tick_sizes
+                else REG_NMS_STOCK_TICKS
+            ),
             option_ticks=(
                 TickSchedule.from_tick_sizes(equity.option_tick_sizes)
                 if equity.option_tick_sizes
@@ -356,7 +363,7 @@ class InstrumentResolver:
                 if leg.future_symbol
                 else expirations
             )
-            label = f"{root} options on {leg.future_symbol}" if leg.future_symbol else root
+            label = f"{root} on {leg.future_symbol}" if leg.future_symbol else root
             raise _no_expiration(
                 label, expiration_day, sorted({e.expiration_date for e in on_future})
             )

@@ -422,3 +422,52 @@ async def test_external_identifier_reaches_the_exchange(venue: Venue) -> None:
     assert preview.errors == ()
     body = built.order.model_dump(mode="json", by_alias=True, exclude_none=True)
     assert body["external-identifier"] == "tt-bot-idem-42"
+
+
+# -- market data outages and named futures -------------------------------------------------------
+
+
+async def test_without_market_data_a_limit_still_builds_but_mid_does_not(venue: Venue) -> None:
+    venue.exchange.faults.fail("GET", "/market-data/by-type", 404, times=2)
+    limit = await venue.builder.build(
+        venue.broker, venue.ticket("buy 10 AAPL @ 190.00"), venue.positions
+    )
+    assert limit.price == D("-190.00")
+    assert limit.net_mid is None and limit.net_natural is None
+    assert limit.legs[0].bid is None
+    with pytest.raises(BuildError) as info:
+        await venue.builder.build(venue.broker, venue.ticket("buy 10 AAPL @ mid"), venue.positions)
+    assert info.value.reason is BuildRefusal.NO_QUOTE
+    assert "no quote for AAPL" in str(info.value)
+
+
+async def test_transient_market_data_failure_is_retried(venue: Venue) -> None:
+    venue.exchange.faults.fail("GET", "/market-data/by-type", 503, times=1)
+    built = await venue.builder.build(
+        venue.broker, venue.ticket("buy 10 AAPL @ mid"), venue.positions
+    )
+    assert built.net_mid is not None
+    assert len(_market_data(venue.exchange.requests)) == 2
+
+
+async def test_future_option_on_a_named_future(venue: Venue) -> None:
+    chain = await venue.broker.read(lambda s: NestedFutureOptionChain.get(s, "/ES"))
+    expirations = chain.option_chains[0].expirations
+    on_june = next(e for e in expirations if e.underlying_symbol == "/ESM6")
+    day = f"{on_june.expiration_date:%m/%d/%y}"
+    built = await venue.builder.build(
+        venue.broker, venue.ticket(f"buy 1 /ESM6 {day} 7700p @ mid"), venue.positions
+    )
+    assert built.legs[0].symbol.startswith("./ESM6 ")
+    assert built.legs[0].symbol.endswith("P7700")
+
+    march = sorted(e.expiration_date for e in expirations if e.underlying_symbol == "/ESH6")
+    with pytest.raises(BuildError) as info:
+        await venue.builder.build(
+            venue.broker, venue.ticket(f"buy 1 /ESH6 {day} 7700p @ mid"), venue.positions
+        )
+    assert info.value.reason is BuildRefusal.NO_EXPIRATION
+    assert str(info.value) == (
+        f"/ES on /ESH6 has no {on_june.expiration_date:%m/%d} expiration; "
+        f"nearest: {march[-1]:%m/%d}"
+    )
