@@ -1,0 +1,223 @@
+"""Which broker session and account a guild trades through, in which environment.
+
+- `paper`: the in-process paper exchange, with built-in credentials;
+- `sandbox` / `live`: credentials linked for the guild (stored encrypted), else the bot's
+  configured ones. Sandbox and live never share sessions, caches or database rows.
+
+Sessions come from the shared `SessionManager`; SDK `Account` objects are cached so an
+order costs no extra round trip to look its account up.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from tastytrade import Account
+
+from broker.secrets import Secret
+from broker.service.errors import CredentialsMissing, ServiceError
+from broker.service.guilds import GuildSettingsStore
+from broker.session import BrokerError, BrokerSession, Credentials, Environment, SessionManager
+from storage.database import Database
+from storage.errors import EncryptionKeyMissingError, StorageError
+
+__all__ = ["BrokerContext", "BrokerDirectory", "CredentialSource", "PaperEndpoints"]
+
+ACCOUNTS_TTL_SECONDS = 300.0
+
+
+class CredentialSource(StrEnum):
+    PAPER = "built-in paper exchange"
+    GUILD = "linked for this server"
+    CONFIG = "bot configuration"
+    MISSING = "missing"
+
+
+@dataclass(frozen=True, slots=True)
+class PaperEndpoints:
+    api_url: str
+    streamer_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerContext:
+    """Everything needed to act on a guild's account in one environment."""
+
+    guild_id: int
+    environment: Environment
+    session: BrokerSession
+    account: Account
+    source: CredentialSource
+
+    @property
+    def account_number(self) -> str:
+        return self.account.account_number
+
+
+class BrokerDirectory:
+    def __init__(
+        self,
+        db: Database,
+        sessions: SessionManager,
+        guilds: GuildSettingsStore,
+        *,
+        paper: Callable[[], Awaitable[PaperEndpoints]],
+        logins: Mapping[Environment, tuple[Secret, Secret]],
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._db = db
+        self._sessions = sessions
+        self._guilds = guilds
+        self._paper = paper
+        self._logins = dict(logins)
+        self._monotonic = monotonic
+        self._accounts: dict[str, tuple[float, list[Account]]] = {}
+
+    @property
+    def sessions(self) -> SessionManager:
+        return self._sessions
+
+    def configured(self, environment: Environment) -> bool:
+        return environment in self._logins
+
+    async def credentials(
+        self, guild_id: int, environment: Environment
+    ) -> tuple[Credentials, CredentialSource]:
+        if environment is Environment.PAPER:
+            endpoints = await self._paper()
+            return (
+                Credentials(
+                    environment=Environment.PAPER,
+                    provider_secret=Secret("paper-exchange"),
+                    refresh_token=Secret("paper-exchange"),
+                    api_url=endpoints.api_url,
+                    streamer_url=endpoints.streamer_url,
+                    label="paper",
+                ),
+                CredentialSource.PAPER,
+            )
+        stored = None
+        try:
+            stored = await self._db.credentials.load(guild_id, environment.value)
+        except EncryptionKeyMissingError:
+            stored = None  # nothing linked can be read without a key; fall back to config
+        except StorageError as exc:
+            raise ServiceError(
+                f"The {environment.value} credentials can't be read: {exc}"
+            ) from None
+        if stored is not None:
+            if stored.needs_relink:
+                raise CredentialsMissing(
+                    f"The {environment.value} credentials linked for this server were refused by "
+                    f"Tastytrade. An admin must run `!tt link {environment.value}` again."
+                )
+            return (
+                Credentials(
+                    environment=environment,
+                    provider_secret=Secret(stored.provider_secret.reveal()),
+                    refresh_token=Secret(stored.refresh_token.reveal()),
+                    label=f"guild:{guild_id}:{environment.value}",
+                ),
+                CredentialSource.GUILD,
+            )
+        login = self._logins.get(environment)
+        if login is None:
+            raise CredentialsMissing(
+                f"No {environment.value} Tastytrade credentials: an admin can link them with "
+                f"`!tt link {environment.value}`, or the bot owner can configure them."
+            )
+        return (
+            Credentials(
+                environment=environment,
+                provider_secret=login[0],
+                refresh_token=login[1],
+                label=f"config:{environment.value}",
+            ),
+            CredentialSource.CONFIG,
+        )
+
+    async def has_credentials(self, guild_id: int, environment: Environment) -> bool:
+        try:
+            await self.credentials(guild_id, environment)
+        except ServiceError:
+            return False
+        return True
+
+    async def session(
+        self, guild_id: int, environment: Environment
+    ) -> tuple[BrokerSession, CredentialSource]:
+        credentials, source = await self.credentials(guild_id, environment)
+        return await self._sessions.get(credentials), source
+
+    async def context(self, guild_id: int, environment: Environment | None = None) -> BrokerContext:
+        """The guild's session and default account (the first account if none was chosen)."""
+        settings = await self._guilds.get(guild_id)
+        env = environment or Environment(settings.environment)
+        session, source = await self.session(guild_id, env)
+        accounts = await self.accounts(session)
+        if not accounts:
+            raise ServiceError(f"These {env.value} credentials have no open accounts.")
+        chosen = settings.default_account(env.value)
+        account = next((a for a in accounts if a.account_number == chosen), accounts[0])
+        return BrokerContext(guild_id, env, session, account, source)
+
+    async def accounts(self, session: BrokerSession) -> list[Account]:
+        key = session.label
+        cached = self._accounts.get(key)
+        if cached is not None and self._monotonic() - cached[0] < ACCOUNTS_TTL_SECONDS:
+            return cached[1]
+        try:
+            found: list[Account] = await session.read(lambda s: Account.get(s), kind="validate")
+        except BrokerError as exc:
+            raise ServiceError(f"Couldn't load the accounts: {exc.message}") from None
+        accounts = [a for a in found if not a.is_closed]
+        self._accounts[key] = (self._monotonic(), accounts)
+        return accounts
+
+    def forget_accounts(self) -> None:
+        self._accounts.clear()
+
+    async def link(
+        self, guild_id: int, environment: Environment, secret: str, refresh: str, *, user_id: int
+    ) -> int:
+        """Validate credentials against Tastytrade, then store them encrypted; returns #accounts."""
+        if environment is Environment.PAPER:
+            raise ServiceError("The paper exchange needs no credentials.")
+        credentials = Credentials(
+            environment=environment,
+            provider_secret=Secret(secret),
+            refresh_token=Secret(refresh),
+            label=f"guild:{guild_id}:{environment.value}",
+        )
+        try:
+            session = await self._sessions.get(credentials)
+            accounts: list[Account] = await session.read(lambda s: Account.get(s), kind="validate")
+        except BrokerError as exc:
+            await self._sessions.discard(credentials)
+            raise ServiceError(
+                f"Tastytrade refused these credentials ({exc.category.value}): {exc.message}"
+            ) from None
+        try:
+            await self._db.credentials.store(
+                guild_id,
+                environment.value,
+                provider_secret=Secret(secret),
+                refresh_token=Secret(refresh),
+            )
+        except StorageError as exc:
+            raise ServiceError(str(exc)) from None
+        self._accounts.pop(session.label, None)
+        return len([a for a in accounts if not a.is_closed])
+
+    async def unlink(self, guild_id: int, environment: Environment) -> bool:
+        try:
+            credentials, source = await self.credentials(guild_id, environment)
+        except ServiceError:
+            credentials, source = None, CredentialSource.MISSING
+        removed = await self._db.credentials.delete(guild_id, environment.value)
+        if credentials is not None and source is CredentialSource.GUILD:
+            await self._sessions.discard(credentials)
+        return bool(removed)
