@@ -7,7 +7,8 @@ one transaction, so the chain and the chase never disagree.
 
 Status moves: ``working`` -> any other status; ``left_working`` (the last order was left
 as a DAY order) -> filled | cancelled; ``halted`` -> filled | cancelled | left_working;
-filled, cancelled, not_placed and failed are final.
+``not_placed`` and ``failed`` -> left_working | filled | cancelled only when an order reported
+lost turns up late (the engine adopts it); filled and cancelled are final.
 """
 
 from __future__ import annotations
@@ -42,8 +43,10 @@ _NEXT: Final[dict[str, frozenset[str]]] = {
     "halted": frozenset({"filled", "cancelled", "left_working"}),
     "filled": frozenset(),
     "cancelled": frozenset(),
-    "not_placed": frozenset(),
-    "failed": frozenset(),
+    # An order reported lost (a timed-out submission the exchange processed late) can still
+    # surface; the chase engine then adopts it instead of leaving it orphaned.
+    "not_placed": frozenset({"left_working", "filled", "cancelled"}),
+    "failed": frozenset({"left_working", "filled", "cancelled"}),
 }
 
 

@@ -14,7 +14,6 @@ allocation beyond the result.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Final
@@ -24,6 +23,7 @@ from storage.errors import InvalidValueError
 ENVIRONMENTS: Final = ("paper", "sandbox", "live")
 TIERS: Final = ("viewer", "trader", "admin")
 PRICE_EFFECTS: Final = ("Debit", "Credit", "None")
+_DIGITS: Final = frozenset("0123456789")
 
 
 def environment(value: str) -> str:
@@ -38,6 +38,12 @@ def environment(value: str) -> str:
 
 def dec(value: Decimal, field: str) -> str:
     """Encode a Decimal; reject floats, ints and non-finite values with a clear message."""
+    # Hot path (every money column of every synced row): exact type, then a finite
+    # Decimal's text always ends in a digit ("NaN", "Infinity" do not).
+    if value.__class__ is Decimal:
+        text = str(value)
+        if text[-1] in _DIGITS:
+            return text
     if not isinstance(value, Decimal):
         raise InvalidValueError(
             f"{field} must be a Decimal (got {type(value).__name__}); money is never float"
@@ -137,7 +143,3 @@ def json_object(text: str, field: str) -> dict[str, Any]:
     if not isinstance(parsed, dict):
         raise InvalidValueError(f"{field} must be a JSON object")
     return parsed
-
-
-def frozen_mapping(value: Mapping[Any, Any]) -> dict[Any, Any]:
-    return dict(value)

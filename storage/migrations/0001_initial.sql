@@ -186,7 +186,7 @@ CREATE TABLE transactions (
     PRIMARY KEY (environment, transaction_id),
     FOREIGN KEY (environment, account_number)
         REFERENCES accounts (environment, account_number) ON DELETE CASCADE
-) STRICT;
+) STRICT, WITHOUT ROWID;  -- clustered on the broker id: one b-tree less per insert
 CREATE INDEX transactions_recent
     ON transactions (environment, account_number, executed_at, transaction_id);
 CREATE INDEX transactions_by_order ON transactions (environment, order_id)

@@ -299,3 +299,13 @@ async def test_tasks_spawned_inside_a_transaction_join_it(account_db: Database) 
             assert settings.halted is True
             raise RuntimeError("roll back both")
     assert (await account_db.guilds.require(1)).halted is False
+
+
+async def test_a_file_that_is_not_a_database_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StorageError, match="cannot open database"):
+        await Database.open(path)
+    path.unlink()
+    db = await Database.open(path)  # the failed open released the registry slot
+    await db.close()
