@@ -130,8 +130,11 @@ def _json_default(value: Any) -> Any:
 
 
 def to_json(value: Any) -> str:
-    """Compact, key-sorted JSON; Decimal becomes a string so money stays exact."""
-    return json.dumps(value, default=_json_default, sort_keys=True, separators=(",", ":"))
+    """Compact JSON; Decimal becomes a string so money stays exact."""
+    try:
+        return json.dumps(value, default=_json_default, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:  # e.g. a circular reference
+        raise InvalidValueError(f"cannot store the value as JSON: {exc}") from None
 
 
 def json_object(text: str, field: str) -> dict[str, Any]:

@@ -206,9 +206,10 @@ class CredentialsRepository:
         async with self._db.transaction():
             rows = await self._db.fetch_all(
                 "SELECT id, guild_id, user_id, environment, provider_secret, refresh_token "
-                "FROM credentials WHERE key_id != ? OR provider_secret NOT LIKE ? "
-                "OR refresh_token NOT LIKE ?",
-                (active, f"v1:{active}:%", f"v1:{active}:%"),
+                "FROM credentials WHERE key_id != ?1 "
+                "OR substr(provider_secret, 1, length(?2)) != ?2 "
+                "OR substr(refresh_token, 1, length(?2)) != ?2",
+                (active, f"v1:{active}:"),
             )
             now = codec.ts(self._db.clock(), "now")
             updates = [(*_reencrypt(ring, row), active, now, row["id"]) for row in rows]

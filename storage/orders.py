@@ -274,6 +274,8 @@ class OrdersRepository:
 
     async def upsert_many(self, orders: Sequence[Order]) -> int:
         """Store a page of orders (with legs and fills) in one transaction; return its size."""
+        if not orders:
+            return 0
         now = codec.ts(self._db.clock(), "now")
         order_rows = [_order_params(order, now) for order in orders]
         leg_rows: list[tuple[object, ...]] = []

@@ -70,3 +70,13 @@ def test_day_refuses_datetime() -> None:
 
 def test_json_keeps_decimal_exact() -> None:
     assert codec.to_json({"price": Decimal("1.10")}) == '{"price":"1.10"}'
+
+
+def test_json_refuses_unstorable_values_clearly() -> None:
+    assert codec.to_json({1: "a", "b": 2}) == '{"1":"a","b":2}'
+    with pytest.raises(InvalidValueError, match="cannot store a object as JSON"):
+        codec.to_json({"x": object()})
+    loop: dict[str, object] = {}
+    loop["self"] = loop
+    with pytest.raises(InvalidValueError, match="Circular reference"):
+        codec.to_json(loop)
