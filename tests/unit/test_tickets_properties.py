@@ -15,7 +15,7 @@ from broker import calendar
 from broker.tickets import OrderTicket, TicketError, format_ticket, parse_ticket
 
 TODAY = date(2026, 11, 20)  # a trading Friday
-PROFILE = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROFILE = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 EQUITY_TICKERS = ["SPY", "QQQ", "AAPL", "TSLA", "IWM", "NVDA", "AMD", "F", "SPXW", "GOOGL", "T"]
 FUTURE_ROOTS = ["/ES", "/MES", "/NQ", "/MNQ", "/CL", "/GC", "/6E", "/ZB", "/RTY", "/M2K"]
