@@ -54,3 +54,9 @@ async def eventually(check: Callable[[], bool], within: float = 2.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.005)
+
+
+async def advance(exchange: PaperExchange, session: Session, seconds: float) -> None:
+    """Move the exchange clock; long jumps outlive the access token, so re-grant one."""
+    exchange.clock.advance(seconds)
+    await session.refresh(force=True)
