@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/parse.py
 
 Sections are functions so more measurements (build + dry-run latency) can be added to `main()`.
-The corpus lives outside the repo (BSD-3 data from DiscordAlertsTrader); point `TT_ALERTS_DIR`
-at it if it is not in `../shared/data/alerts`.
+The corpus (BSD-3 data from DiscordAlertsTrader) ships in `tests/data/alerts`; `TT_ALERTS_DIR`
+points elsewhere.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 from broker import calendar  # noqa: E402
 from broker.tickets import OrderTicket, TicketError, parse_ticket  # noqa: E402
 
-ALERTS_DIR = Path(os.environ.get("TT_ALERTS_DIR", ROOT.parent / "shared" / "data" / "alerts"))
+#: The real alert corpus (BSD-3, see its LICENSE and SOURCE.md) ships with the tests.
+ALERTS_DIR = Path(os.environ.get("TT_ALERTS_DIR", ROOT / "tests" / "data" / "alerts"))
 #: Alerts without a known date are parsed as of this (2023) trading day.
 CORPUS_TODAY = date(2023, 1, 3)
 BENCH_TODAY = date(2026, 11, 20)

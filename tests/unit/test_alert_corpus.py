@@ -31,9 +31,6 @@ def _load_benchmark() -> ModuleType:
 
 
 bench = _load_benchmark()
-needs_corpus = pytest.mark.skipif(
-    not bench.ALERTS_DIR.is_dir(), reason=f"alert corpus not found at {bench.ALERTS_DIR}"
-)
 
 
 def test_pnc_close_with_full_date_role_mention_and_comment() -> None:
@@ -176,7 +173,6 @@ def test_exit_levels_are_captured_without_changing_the_order(
 
 
 # -- the whole corpus ----------------------------------------------------------------------
-@needs_corpus
 def test_no_natural_language_phrase_is_read_as_an_order() -> None:
     phrases = [c for c in bench.load_alert_cases() if c.source == "jsonl:natural_language_phrase"]
     assert len(phrases) == 62
@@ -184,7 +180,6 @@ def test_no_natural_language_phrase_is_read_as_an_order() -> None:
     assert [o.case.text for o in outcomes if o.ticket is not None] == []
 
 
-@needs_corpus
 def test_every_labelled_alert_parses_and_agrees_with_dats_symbol_and_quantity() -> None:
     labelled = [c for c in bench.load_alert_cases() if c.source == "jsonl:alert_with_expected"]
     outcomes = bench.parse_corpus(labelled)
@@ -196,7 +191,6 @@ def test_every_labelled_alert_parses_and_agrees_with_dats_symbol_and_quantity() 
     ]
 
 
-@needs_corpus
 def test_the_serialized_discord_message_is_refused_for_its_split_price() -> None:
     (message,) = [c for c in bench.load_alert_cases() if c.source == "discord_message"]
     assert message.today == date(2023, 5, 26)
@@ -204,7 +198,6 @@ def test_the_serialized_discord_message_is_refused_for_its_split_price() -> None
     assert outcome.error is not None and "did you mean 57.00?" in str(outcome.error)
 
 
-@needs_corpus
 def test_rebuilt_portfolio_alerts_agree_with_dat_except_its_expired_dates() -> None:
     """1,250 alert lines rebuilt from DAT's parsed CSVs, each parsed on the day it was posted.
 
@@ -225,7 +218,6 @@ def test_rebuilt_portfolio_alerts_agree_with_dat_except_its_expired_dates() -> N
         assert outcome.ticket.legs[0].expiration.year == outcome.case.today.year + 1
 
 
-@needs_corpus
 def test_corpus_report_accounts_for_every_alert() -> None:
     cases = bench.load_alert_cases()
     report = bench.corpus_report(bench.parse_corpus(cases))
