@@ -32,8 +32,9 @@ from decimal import Decimal
 from typing import Any
 
 import structlog
+from tastytrade.order import PlacedOrder
 
-from broker.events import BrokerEvent, EventBus
+from broker.events import BrokerEvent, EventBus, OrderFilled, OrderTerminal, Subscription
 from broker.fills.clock import Clock, RealClock
 from broker.fills.model import (
     ChaseNotFound,
@@ -55,6 +56,13 @@ log = structlog.get_logger(__name__)
 SessionLookup = Mapping[tuple[str, str], BrokerSession] | Callable[[str, str], BrokerSession | None]
 
 _OPEN = frozenset({ChaseStatus.SUBMITTING, ChaseStatus.WORKING})
+_SETTLEABLE = frozenset({ChaseStatus.LEFT_WORKING, ChaseStatus.PLACED, ChaseStatus.UNKNOWN})
+_LATE_ADOPTABLE = frozenset({ChaseStatus.NOT_PLACED, ChaseStatus.UNKNOWN, ChaseStatus.SUBMITTING})
+_TERMINAL = {
+    "Cancelled": ChaseStatus.CANCELLED,
+    "Expired": ChaseStatus.EXPIRED,
+    "Rejected": ChaseStatus.REJECTED,
+}
 _ORDER_MAY_WORK = frozenset(s for s in ChaseStatus if s.order_may_work)
 
 
@@ -135,10 +143,14 @@ class ChaseEngine:
             cancel_settle_delay_s=cancel_settle_delay_s,
             bus=events,
         )
+        if observer is not None and hasattr(observer, "unlinked_order_hook"):
+            # The tracker hands us orders that carry a chase's key but no chase link yet.
+            observer.unlinked_order_hook = self.adopt_late_order
         self._runs: dict[int, ChaseRun] = {}
         self._sessions: dict[tuple[str, str], BrokerSession] = {}
         self._locks: dict[int, asyncio.Lock] = {}
         self._closed = False
+        self._subscription: Subscription | None = None
 
     @property
     def store(self) -> ChaseStore:
@@ -160,6 +172,7 @@ class ChaseEngine:
         """Persist, place and start chasing ``request`` (idempotent on its key)."""
         if self._closed:
             raise RuntimeError("the chase engine is shut down")
+        self._listen()
         order = request.order
         start = self._start_price(request)
         store = self._services.store
@@ -329,6 +342,75 @@ class ChaseEngine:
                 )
             return await ChaseRun(self._services, fresh, session).cancel_working(status)
 
+    # ------------------------------------------------------------- after the chase
+
+    def _listen(self) -> None:
+        """Follow fills and ends of orders whose chase is over (left working, placed)."""
+        if self._subscription is None:
+            self._subscription = self._services.bus.subscribe(
+                self._on_order_event, kinds=(OrderFilled, OrderTerminal), name="chase-engine"
+            )
+
+    async def _on_order_event(self, event: OrderFilled | OrderTerminal) -> None:
+        if event.chase_id is None or (isinstance(event, OrderFilled) and not event.complete):
+            return
+        run = self._runs.get(event.chase_id)
+        if run is not None and run.task is not None and not run.task.done():
+            # The running chase concludes on its own; settle only what it leaves open.
+            await asyncio.shield(run.result)
+        lock = self._locks.setdefault(event.chase_id, asyncio.Lock())
+        async with lock:
+            record = await self._services.store.get(event.chase_id)
+            if record is None or record.status not in _SETTLEABLE:
+                return
+            if record.current_order_id not in (None, event.order_id) and (
+                event.order_id not in record.chain
+            ):
+                return
+            if isinstance(event, OrderFilled):
+                status, message = ChaseStatus.FILLED, "filled after the chase ended"
+            else:
+                status = _TERMINAL.get(event.status, ChaseStatus.CANCELLED)
+                message = event.status.lower() + (f": {event.reason}" if event.reason else "")
+                if event.filled_quantity > 0:
+                    status = ChaseStatus.PARTIALLY_FILLED
+                    message += f" after filling {event.filled_quantity.normalize():f}"
+            record.status = status
+            record.message = message
+            await self._services.store.save(record)
+            await self._services.store.audit(
+                record, "chase_concluded", {"status": status.value, "message": message}
+            )
+            log.info("chase_settled", chase_id=record.id, status=status.value)
+
+    async def adopt_late_order(
+        self, session: BrokerSession, environment: str, order: PlacedOrder
+    ) -> bool:
+        """An order carrying a chase's key turned up after the chase reported it lost.
+
+        It is linked to its chase (so cancel, sync and notifications find it) and announced
+        as placed; the chase is then left working, since its chance to step has passed.
+        """
+        key = order.external_identifier
+        if not key:
+            return False
+        lock = self._locks.setdefault(-order.id, asyncio.Lock())
+        async with lock:
+            record = await self._services.store.by_key(key)
+            if (
+                record is None
+                or record.environment != environment
+                or record.account_number != order.account_number
+                or record.chain
+                or record.id in self._runs
+                or record.status not in _LATE_ADOPTABLE
+            ):
+                return False
+            self.register_session(environment, record.account_number, session)
+            run = ChaseRun(self._services, record, session)
+            await run.adopt_late(order)
+            return True
+
     # ---------------------------------------------------------------------- lifecycle
 
     async def resume_open(self, sessions: SessionLookup) -> list[ChaseHandle]:
@@ -337,6 +419,7 @@ class ChaseEngine:
         Chases that are concluded but whose order may still work (left working, placed) only
         get their session registered so ``cancel`` works; notifications track their orders.
         """
+        self._listen()
         lookup = _session_lookup(sessions)
         handles: list[ChaseHandle] = []
         store = self._services.store
@@ -364,6 +447,9 @@ class ChaseEngine:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._subscription is not None:
+            await self._subscription.close()
+            self._subscription = None
 
     def running(self) -> list[int]:
         """Ids of the chases with a live task (for status displays and tests)."""

@@ -269,6 +269,20 @@ class ChaseRun:
         )
         await self._observe(placed)
 
+    async def adopt_late(self, order: PlacedOrder) -> None:
+        """Link an order that surfaced after its submission was reported lost."""
+        self.log.warning("late_order_adopted", order_id=order.id)
+        await self._adopt_placed(order, adopted=True)
+        snap = self.snapshots[order.id]
+        if (outcome := self._terminal_outcome(snap)) is not None:
+            await self._conclude(*outcome)
+        else:
+            await self._conclude(
+                ChaseStatus.LEFT_WORKING,
+                f"order {order.id} reached Tastytrade after all (it was reported not placed); "
+                "it is working and was not chased",
+            )
+
     # ---------------------------------------------------------------------- the chase
 
     async def _work(self, *, read_first: bool) -> ChaseResult:

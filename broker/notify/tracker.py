@@ -19,7 +19,7 @@ other orders use the account's default context (the guild's notifications channe
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -89,6 +89,12 @@ class FillTracker:
         self._contexts: dict[tuple[str, str], NotificationContext] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._working_changed: dict[tuple[str, str], asyncio.Event] = {}
+        #: Called (session, environment, order) for an order carrying an external identifier
+        #: that no chase has linked yet: the engine adopts orders reported lost that
+        #: surfaced late (``ChaseEngine.adopt_late_order``).
+        self.unlinked_order_hook: (
+            Callable[[BrokerSession, str, PlacedOrder], Awaitable[object]] | None
+        ) = None
 
     # ------------------------------------------------------------------ configuration
 
@@ -122,23 +128,45 @@ class FillTracker:
         snap = OrderSnapshot.of(order)
         account_key = (environment, snap.account_number)
         lock = self._locks.setdefault(account_key, asyncio.Lock())
+        first_sight = (environment, snap.order_id) not in self._snapshots
         async with lock:
-            previous = self._snapshots.get((environment, snap.order_id))
-            self._snapshots[(environment, snap.order_id)] = snap
-            self._track_working(account_key, snap)
-            unchanged = (
-                previous is not None
-                and previous.status == snap.status
-                and previous.filled_quantity == snap.filled_quantity
-            )
-            if unchanged:
-                return
-            if snap.filled_quantity > 0 and (
-                previous is None or previous.filled_quantity != snap.filled_quantity
-            ):
-                await self._fill_event(session, environment, snap, previous)
-            if snap.is_terminal and not snap.is_fully_filled and not snap.was_replaced:
-                await self._terminal_event(session, environment, snap)
+            await self._observe_locked(session, environment, snap, account_key)
+        hook = self.unlinked_order_hook
+        # Outside the lock: the hook (engine adoption) observes the order again.
+        if (
+            first_sight
+            and snap.external_identifier
+            and hook is not None
+            and await self._store.by_order(environment, snap.order_id) is None
+        ):
+            try:
+                await hook(session, environment, order)
+            except Exception:
+                log.exception("unlinked_order_hook_failed", order_id=snap.order_id)
+
+    async def _observe_locked(
+        self,
+        session: BrokerSession,
+        environment: str,
+        snap: OrderSnapshot,
+        account_key: tuple[str, str],
+    ) -> None:
+        previous = self._snapshots.get((environment, snap.order_id))
+        self._snapshots[(environment, snap.order_id)] = snap
+        self._track_working(account_key, snap)
+        unchanged = (
+            previous is not None
+            and previous.status == snap.status
+            and previous.filled_quantity == snap.filled_quantity
+        )
+        if unchanged:
+            return
+        if snap.filled_quantity > 0 and (
+            previous is None or previous.filled_quantity != snap.filled_quantity
+        ):
+            await self._fill_event(session, environment, snap)
+        if snap.is_terminal and not snap.is_fully_filled and not snap.was_replaced:
+            await self._terminal_event(session, environment, snap)
 
     def _track_working(self, account_key: tuple[str, str], snap: OrderSnapshot) -> None:
         working = self._working.setdefault(account_key, set())
@@ -212,11 +240,7 @@ class FillTracker:
             return None
 
     async def _fill_event(
-        self,
-        session: BrokerSession,
-        environment: str,
-        snap: OrderSnapshot,
-        previous: OrderSnapshot | None,
+        self, session: BrokerSession, environment: str, snap: OrderSnapshot
     ) -> None:
         key = _fill_key(environment, snap.order_id, snap.filled_quantity)
         if await self._db.fill_events.get(key) is not None:

@@ -54,6 +54,8 @@ class ScriptedClock(SimulatedClock):
         self.exchange = exchange
         self.sleeps: list[float] = []
         self.hooks: dict[int, SleepHook] = {}
+        #: Real seconds every sleep also takes (to give a test time to act mid-chase).
+        self.real_delay = 0.0
         super().__init__(exchange.clock.now, self._advance, settle_s=settle_s)
 
     async def _advance(self, seconds: float) -> None:
@@ -65,7 +67,7 @@ class ScriptedClock(SimulatedClock):
             if result is not None:
                 await result
         # Let the exchange's real-time transitions (Routed -> Live) happen first.
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02 + self.real_delay)
         self.exchange.clock.advance(seconds)
 
 

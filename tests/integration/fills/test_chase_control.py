@@ -1,0 +1,139 @@
+"""Control: cancel during a chase, cancel a left-working order, guild-wide halt, late fills."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from broker.events import ChaseStepped, NotificationContext, OrderFilled, OrderTerminal
+from broker.fills import ChaseNotFound, ChaseParams, ChaseStatus
+from broker.notify import NotificationHub
+from tests.integration.fills.support import GUILD, Recorder, Rig, rig, settle
+
+SLOW = ChaseParams(interval_s=5.0, ticks=1, max_steps=5)
+
+
+async def wait_for(recorder: Recorder, kind: type, count: int = 1) -> None:
+    for _ in range(500):
+        if len(recorder.of(kind)) >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no {kind.__name__} event")
+
+
+def live_orders(r: Rig) -> list[object]:
+    return [o for o in r.exchange_orders() if o.status in ("Live", "Routed", "Contingent")]
+
+
+async def test_cancel_during_a_chase_cancels_the_current_order(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        r.clock.real_delay = 0.1
+        order = r.equity_order("SPY", "100.00", "101.00")
+        handle = await r.engine.submit(r.request(order, "cancel-1", params=SLOW))
+        await wait_for(r.recorder, ChaseStepped)
+        stepped = r.recorder.of(ChaseStepped)[0]
+        # `!tt cancel <order id>` may name any order of the chain, even a replaced one.
+        [result] = await r.engine.cancel(GUILD, str(stepped.old_order_id))
+        await settle(r)
+
+        assert result.status is ChaseStatus.CANCELLED
+        assert (await handle.wait()).status is ChaseStatus.CANCELLED
+        assert live_orders(r) == []
+        current = max(r.exchange_orders(), key=lambda o: o.id)
+        assert current.id == result.current_order_id and current.status == "Cancelled"
+        assert r.engine.running() == []
+        terminal = r.recorder.of(OrderTerminal)
+        assert len(terminal) == 1
+        assert terminal[0].order_id == result.current_order_id
+        assert terminal[0].status == "Cancelled" and terminal[0].chase is not None
+        row = await r.db.chases.get(result.chase_id)
+        assert row is not None and row.status == "cancelled"
+        # Nothing left to do on a second cancel.
+        [again] = await r.engine.cancel(GUILD, result.chase_id)
+        assert again.status is ChaseStatus.CANCELLED and "already" in again.message
+
+
+async def test_cancel_is_scoped_to_the_guild(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        order = r.equity_order("SPY", "100.00", "101.00")
+        params = ChaseParams(interval_s=5.0, ticks=1, max_steps=0)
+        result = await (await r.engine.submit(r.request(order, "scope-1", params=params))).wait()
+        with pytest.raises(ChaseNotFound):
+            await r.engine.cancel(GUILD + 1, result.chase_id)
+        with pytest.raises(ChaseNotFound, match="not a chase or order id"):
+            await r.engine.cancel(GUILD, "abc")
+        assert len(live_orders(r)) == 1
+
+
+async def test_cancel_a_left_working_order(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        order = r.equity_order("SPY", "100.00", "101.00")
+        left = await (await r.engine.submit(r.request(order, "left-1"))).wait()
+        assert left.status is ChaseStatus.LEFT_WORKING
+        [result] = await r.engine.cancel(GUILD, left.current_order_id or 0)
+        assert result.status is ChaseStatus.CANCELLED
+        assert live_orders(r) == []
+        row = await r.db.chases.get(left.chase_id)
+        assert row is not None and row.status == "cancelled"
+
+
+async def test_halt_stops_every_chase_of_the_guild(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        r.clock.real_delay = 0.05
+        spy = r.equity_order("SPY", "100.00", "101.00")
+        qqq = r.equity_order("QQQ", "200.00", "201.00")
+        iwm = r.equity_order("IWM", "50.00", "51.00")
+        chasing = await r.engine.submit(r.request(spy, "halt-spy", params=SLOW))
+        plain = await r.engine.submit(
+            r.request(qqq, "halt-qqq", params=ChaseParams(interval_s=5.0, ticks=1, max_steps=0))
+        )
+        other_request = r.request(iwm, "halt-iwm", params=SLOW)
+        other_context = NotificationContext(guild_id=GUILD + 1, environment="paper")
+        other = await r.engine.submit(
+            type(other_request)(
+                session=other_request.session,
+                account_number=other_request.account_number,
+                order=other_request.order,
+                idempotency_key=other_request.idempotency_key,
+                params=other_request.params,
+                context=other_context,
+            )
+        )
+        assert (await plain.wait()).status is ChaseStatus.PLACED
+        await asyncio.sleep(0.2)
+
+        results = await r.engine.halt(GUILD)
+        assert sorted(res.status for res in results) == [ChaseStatus.HALTED, ChaseStatus.HALTED]
+        assert (await chasing.wait()).status is ChaseStatus.HALTED
+        symbols_working = {o.legs[0].symbol for o in live_orders(r)}
+        assert symbols_working == {"IWM"}  # the other guild's chase is untouched
+        assert not other.done()
+        await r.engine.cancel(GUILD + 1, "all")
+        assert (await other.wait()).status is ChaseStatus.CANCELLED
+        assert live_orders(r) == []
+
+
+async def test_left_working_order_that_fills_later_settles_the_chase(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        hub = NotificationHub(r.tracker, r.bus, poll_interval_s=0.05, use_streamer=False)
+        await hub.watch(r.session, "paper", r.account, r.context())
+        order = r.equity_order("SPY", "100.00", "101.00")
+        left = await (await r.engine.submit(r.request(order, "late-fill-1"))).wait()
+        assert left.status is ChaseStatus.LEFT_WORKING
+        # Later the market comes to the order.
+        r.exchange.market.set_quote("SPY", "99.00", "100.00")
+        r.exchange.clock.advance(1.0)
+        await wait_for(r.recorder, OrderFilled)
+        await settle(r)
+        await hub.close()
+        fills = r.recorder.of(OrderFilled)
+        assert len(fills) == 1 and fills[0].complete and fills[0].chase is not None
+        assert fills[0].chase.steps == 3
+        for _ in range(100):
+            row = await r.db.chases.get(left.chase_id)
+            if row is not None and row.status == "filled":
+                break
+            await asyncio.sleep(0.01)
+        assert row is not None and row.status == "filled"
