@@ -260,9 +260,9 @@ class _Reader:
         )
         default_environment = self._default_environment(sandbox)
         paper_seed = self.parse("TT_BOT_PAPER_SEED", 7, int, "use a whole number, e.g. 7")
-        sync_interval = self.number("TT_BOT_SYNC_INTERVAL_SECONDS", 60.0)
-        chase_interval = self.number("TT_BOT_CHASE_INTERVAL_SECONDS", 10.0, strictly_positive=True)
-        chase_ticks = self.integer("TT_BOT_CHASE_TICKS", 1, 1, 3)
+        sync_interval = self.number("TT_BOT_SYNC_INTERVAL_SECONDS", 0.0)
+        chase_interval = self.number("TT_BOT_CHASE_INTERVAL_SECONDS", 5.0, strictly_positive=True)
+        chase_ticks = self.integer("TT_BOT_CHASE_TICKS", 2, 1, 3)
         chase_max_steps = self.integer("TT_BOT_CHASE_MAX_STEPS", 3, 0, 20)
         timeouts = self._timeouts()
         if self.problems or timeouts is None:

@@ -68,10 +68,10 @@ def test_empty_environment_gives_offline_paper_defaults() -> None:
     assert config.db_path == Path("tt-bot.db")
     assert (config.log_format, config.log_level) == ("json", "INFO")
     assert config.paper_seed == 7
-    assert config.sync_interval_seconds == 60
+    assert config.sync_interval_seconds == 0  # scheduled sync is off by default
     assert (config.chase_interval_seconds, config.chase_ticks, config.chase_max_steps) == (
-        10,
-        1,
+        5,
+        2,
         3,
     )
     assert config.timeouts == Timeouts()
