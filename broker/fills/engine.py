@@ -440,13 +440,23 @@ class ChaseEngine:
             handles.append(ChaseHandle(record.id, run.result))
         return handles
 
-    async def shutdown(self) -> None:
-        """Stop every chase task; their state stays persisted for ``resume_open``."""
+    async def shutdown(self, grace_s: float = 10.0) -> None:
+        """Stop every chase at its next wait; the state stays persisted for ``resume_open``.
+
+        Chases still busy after ``grace_s`` (a hung request) are cancelled outright; a
+        replace whose answer is lost that way is found again by following the chain.
+        """
         self._closed = True
-        tasks = [run.task for run in self._runs.values() if run.task is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        runs = list(self._runs.values())
+        for run in runs:
+            run.request_pause()
+        tasks = [run.task for run in runs if run.task is not None and not run.task.done()]
+        if tasks:
+            # Chases stop at their next wait; a request in flight is finished and recorded.
+            _done, late = await asyncio.wait(tasks, timeout=grace_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         if self._subscription is not None:
             await self._subscription.close()
             self._subscription = None

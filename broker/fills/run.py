@@ -86,6 +86,10 @@ class EngineServices(Protocol):
     def publish(self, event: BrokerEvent) -> None: ...
 
 
+class _Paused(Exception):
+    """The engine is shutting down: leave the chase persisted as it is."""
+
+
 _TERMINAL_TO_STATUS = {
     OrderStatus.CANCELLED: ChaseStatus.CANCELLED,
     OrderStatus.EXPIRED: ChaseStatus.EXPIRED,
@@ -108,6 +112,7 @@ class ChaseRun:
         )
         self.snapshots: dict[int, OrderSnapshot] = {}
         self.stop_event = asyncio.Event()
+        self.pause_event = asyncio.Event()
         self.stop_status = ChaseStatus.CANCELLED
         self.rounds = record.steps_done
         self.adopted = False
@@ -128,6 +133,10 @@ class ChaseRun:
         self.stop_status = status
         self.stop_event.set()
 
+    def request_pause(self) -> None:
+        """Stop at the next wait, leaving the chase persisted as working (bot shutdown)."""
+        self.pause_event.set()
+
     async def run_new(self) -> ChaseResult:
         return await self._guarded(self._run_new)
 
@@ -143,6 +152,9 @@ class ChaseRun:
     async def _guarded(self, flow: Callable[[], Awaitable[ChaseResult]]) -> ChaseResult:
         try:
             result = await flow()
+        except _Paused:
+            self.log.info("chase_paused", order_id=self.record.current_order_id)
+            result = self._result("the bot stopped; the chase resumes when it restarts")
         except asyncio.CancelledError:
             # Engine shutdown: the state stays persisted and the chase resumes on restart.
             if not self.result.done():
@@ -304,6 +316,8 @@ class ChaseRun:
             first = False
             if self.stop_event.is_set():
                 return await self._cancel_and_conclude(self.stop_status)
+            if self.pause_event.is_set():
+                raise _Paused
             snap = await self._refresh_current()
             if snap is not None and (outcome := self._terminal_outcome(snap)) is not None:
                 return await self._conclude(*outcome)
@@ -317,20 +331,30 @@ class ChaseRun:
                 return await self._conclude(*outcome)
 
     async def _wait(self, seconds: float) -> bool:
-        """Sleep on the engine clock; True as soon as a stop is requested."""
+        """Sleep on the engine clock; True as soon as a stop is requested.
+
+        Raises ``_Paused`` when the engine shuts down: waits are the only points where a
+        chase stops for a shutdown, so no request is ever abandoned half-way.
+        """
+        if not (self.stop_event.is_set() or self.pause_event.is_set()):
+            waiters = [
+                asyncio.ensure_future(self.services.clock.sleep(seconds)),
+                asyncio.ensure_future(self.stop_event.wait()),
+                asyncio.ensure_future(self.pause_event.wait()),
+            ]
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in waiters:
+                    if not task.done():
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
         if self.stop_event.is_set():
             return True
-        sleeper = asyncio.ensure_future(self.services.clock.sleep(seconds))
-        stopper = asyncio.ensure_future(self.stop_event.wait())
-        try:
-            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (sleeper, stopper):
-                if not task.done():
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
-        return self.stop_event.is_set()
+        if self.pause_event.is_set():
+            raise _Paused
+        return False
 
     async def _refresh_current(self) -> OrderSnapshot | None:
         """Read the current order, following any replacement we have not recorded yet."""
