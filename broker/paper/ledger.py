@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
+from broker.paper.calendar import ny_date
 from broker.paper.market import Market
 from broker.paper.universe import (
     EquitySpec,
@@ -148,6 +149,12 @@ class Transaction:
     fees: Fees | None = None
     order_id: int | None = None
     exec_id: str | None = None
+    # New York date of executed_at (computed once: list queries filter on it)
+    transaction_date: date | None = None
+
+    def __post_init__(self) -> None:
+        if self.transaction_date is None:
+            self.transaction_date = ny_date(self.executed_at)
 
 
 @dataclass

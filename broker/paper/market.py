@@ -143,6 +143,8 @@ class Market:
         self._clock = clock
         self._elapsed = clock.elapsed()
         self._pinned: dict[str, Quote] = {}
+        # Model quotes at the current market time (cleared whenever time or pins move).
+        self._cache: dict[str, Quote] = {}
         self._drivers: dict[str, _Driver] = {}
         self._spots: dict[str, float] = {}
         for spec in universe.equities.values():
@@ -165,7 +167,9 @@ class Market:
 
     def advance_to(self, elapsed: float) -> None:
         """Move the market's time forward (never backwards)."""
-        self._elapsed = max(self._elapsed, elapsed)
+        if elapsed > self._elapsed:
+            self._elapsed = elapsed
+            self._cache.clear()
 
     def _sync_to_clock(self) -> None:
         self.advance_to(self._clock.elapsed())
@@ -190,6 +194,7 @@ class Market:
             raise ValueError("a quote needs 0 <= bid <= ask")
         quote = Quote(symbol, bid_d, ask_d, pinned=True)
         self._pinned[symbol] = quote
+        self._cache.clear()
         return quote
 
     def clear_quote(self, symbol: str | None = None) -> None:
@@ -198,6 +203,7 @@ class Market:
             self._pinned.clear()
         else:
             self._pinned.pop(symbol, None)
+        self._cache.clear()
 
     def quote(self, symbol: str) -> Quote:
         """Current bid/ask of `symbol` (catches the exchange up to its clock first)."""
@@ -212,11 +218,16 @@ class Market:
         instrument = self.universe.lookup(symbol)
         if instrument is None:
             raise UnknownSymbolError(symbol)
-        return self._model_quote(instrument)
+        return self.instrument_quote(instrument)
 
     def instrument_quote(self, instrument: Instrument) -> Quote:
         pinned = self._pinned.get(instrument.symbol)
-        return pinned if pinned is not None else self._model_quote(instrument)
+        if pinned is not None:
+            return pinned
+        cached = self._cache.get(instrument.symbol)
+        if cached is None:
+            cached = self._cache[instrument.symbol] = self._model_quote(instrument)
+        return cached
 
     def _model_quote(self, instrument: Instrument) -> Quote:
         if isinstance(instrument, EquitySpec):

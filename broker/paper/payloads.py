@@ -40,8 +40,8 @@ def dumps(payload: object) -> str:
 
 def iso(moment: datetime) -> str:
     """`2026-01-02T15:04:05.123+00:00`, the API's timestamp format."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}+00:00"
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    return utc.isoformat(timespec="milliseconds")
 
 
 def epoch_ms(moment: datetime) -> int:
@@ -56,7 +56,7 @@ def signed(key: str, amount: Decimal) -> JsonDict:
         effect = "Credit"
     else:
         effect = "None"
-    return {key: abs(amount), f"{key}-effect": effect}
+    return {key: format(abs(amount), "f"), f"{key}-effect": effect}
 
 
 def number(quantity: Decimal) -> int | Decimal:

@@ -202,7 +202,7 @@ def filter_transactions(
             if sub_types and tx.transaction_sub_type not in sub_types:
                 continue
             if start_date or end_date:
-                day = calendar.ny_date(tx.executed_at)
+                day = tx.transaction_date or calendar.ny_date(tx.executed_at)
                 if (start_date and day < start_date) or (end_date and day > end_date):
                     continue
             if instrument_type and tx.instrument_type != instrument_type:

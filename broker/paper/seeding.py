@@ -11,10 +11,10 @@ from __future__ import annotations
 import random
 import weakref
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from broker.paper.engine import Engine, describe
+from broker.paper.engine import Engine
 from broker.paper.ledger import (
     Fees,
     Position,
@@ -138,6 +138,48 @@ def seed_history(
     return SeedSummary(transactions, orders, made)
 
 
+@dataclass(frozen=True)
+class _Tradable:
+    """Per-instrument constants precomputed once so 100k rows stay cheap."""
+
+    instrument: Instrument
+    kind: str
+    underlying: str
+    multiplier: Decimal
+    price: Decimal
+    what: str
+    price_text: str
+    quantities: tuple[Decimal, ...]
+    actions: tuple[str, ...]
+
+
+def _tradables(pool: list[Instrument], prices: dict[str, Decimal]) -> list[_Tradable]:
+    out = []
+    for instrument in pool:
+        if isinstance(instrument, OptionContract):
+            kind = "Call" if instrument.option_type == "C" else "Put"
+            what = (
+                f"{instrument.underlying} {instrument.expiration.day:%m/%d/%y} {kind} "
+                f"{instrument.strike:.2f}"
+            )
+        else:
+            what = instrument.symbol
+        if isinstance(instrument, EquitySpec):
+            quantities = tuple(Decimal(q) for q in (1, 5, 10, 25, 50, 100, 200))
+        else:
+            quantities = tuple(Decimal(q) for q in range(1, 11))
+        actions = ("Buy to Open", "Sell to Close", "Sell to Open", "Buy to Close")
+        if isinstance(instrument, FutureContract):
+            actions = (*actions, "Buy", "Sell")
+        price = prices[instrument.symbol]
+        out.append(
+            _Tradable(instrument, instrument.kind.value, _underlying(instrument),
+                      multiplier_of(instrument), price, what, f"{price:.2f}", quantities,
+                      actions)
+        )  # fmt: skip
+    return out
+
+
 def _seed_transactions(
     engine: Engine,
     account_number: str,
@@ -151,82 +193,98 @@ def _seed_transactions(
     end: datetime,
 ) -> None:
     account = engine.account(account_number)
-    fee_cache: dict[tuple[str, str, Decimal], Fees] = {}
+    tradables = _tradables(pool, prices)
+    fee_cache: dict[tuple[int, str, Decimal], Fees] = {}
+    zero = Decimal(0)
+    rows = account.transactions
+    draw = rng.random
     for moment in _times(rng, start, end, count):
-        roll = rng.random()
+        roll = draw()
         tx_id = ids.transaction
         ids.transaction += 1
         if roll < 0.06:
-            amount = Decimal(rng.choice((500, 1000, 2500, 5000, 10000)))
-            deposit = rng.random() < 0.7
-            account.transactions.append(
-                Transaction(
-                    tx_id,
-                    account_number,
-                    moment,
-                    "Money Movement",
-                    "Deposit" if deposit else "Withdrawal",
-                    "Cash deposit" if deposit else "Cash withdrawal",
-                    amount if deposit else -amount,
-                    amount if deposit else -amount,
+            amount = Decimal((500, 1000, 2500, 5000, 10000)[int(draw() * 5)])
+            if draw() < 0.7:
+                rows.append(
+                    Transaction(
+                        tx_id,
+                        account_number,
+                        moment,
+                        "Money Movement",
+                        "Deposit",
+                        "Cash deposit",
+                        amount,
+                        amount,
+                    )
                 )
-            )
+            else:
+                rows.append(
+                    Transaction(
+                        tx_id,
+                        account_number,
+                        moment,
+                        "Money Movement",
+                        "Withdrawal",
+                        "Cash withdrawal",
+                        -amount,
+                        -amount,
+                    )
+                )
             continue
-        instrument = rng.choice(pool)
-        quantity = _quantity(instrument, rng)
-        price = prices[instrument.symbol]
-        multiplier = multiplier_of(instrument)
-        underlying = _underlying(instrument)
-        if roll < 0.10 and isinstance(instrument, OptionContract | FutureOptionContract):
-            account.transactions.append(
+        index = int(draw() * len(tradables))
+        item = tradables[index]
+        quantity = item.quantities[int(draw() * len(item.quantities))]
+        if roll < 0.10 and item.kind in ("Equity Option", "Future Option"):
+            rows.append(
                 Transaction(
                     tx_id,
                     account_number,
                     moment,
                     "Receive Deliver",
                     "Expiration",
-                    f"Removal of {quantity} {instrument.symbol} due to Expiration",
-                    Decimal(0),
-                    Decimal(0),
-                    symbol=instrument.symbol,
-                    instrument_type=instrument.kind.value,
-                    underlying_symbol=underlying,
+                    f"Removal of {quantity} {item.instrument.symbol} due to Expiration",
+                    zero,
+                    zero,
+                    symbol=item.instrument.symbol,
+                    instrument_type=item.kind,
+                    underlying_symbol=item.underlying,
                     action="Sell to Close",
                     quantity=quantity,
-                    price=Decimal(0),
+                    price=zero,
                 )
             )
             continue
-        action = _action(instrument, rng)
-        sign = 1 if action.startswith("Buy") else -1
-        fee_key = (instrument.kind.value, action, quantity)
+        action = item.actions[int(draw() * len(item.actions))]
+        buying = action.startswith("Buy")
+        fee_key = (index, action, quantity)
         fees = fee_cache.get(fee_key)
         if fees is None:
-            fees = fees_for(instrument, action, quantity, price)
-            fee_cache[fee_key] = fees
-        if isinstance(instrument, FutureContract):
-            value = Decimal(0)
+            fees = fee_cache[fee_key] = fees_for(item.instrument, action, quantity, item.price)
+        if item.kind == "Future":
+            value = zero
         else:
-            value = money(-sign * quantity * price * multiplier)
+            value = quantity * item.price * item.multiplier
+            value = -value if buying else value
         ids.fill += 1
-        account.transactions.append(
+        verb = "Bought" if buying else "Sold"
+        rows.append(
             Transaction(
                 tx_id,
                 account_number,
                 moment,
                 "Trade",
                 action,
-                describe(instrument, action, quantity, price),
+                f"{verb} {quantity} {item.what} @ {item.price_text}",
                 value,
                 value - fees.total,
-                symbol=instrument.symbol,
-                instrument_type=instrument.kind.value,
-                underlying_symbol=underlying,
+                symbol=item.instrument.symbol,
+                instrument_type=item.kind,
+                underlying_symbol=item.underlying,
                 action=action,
                 quantity=quantity,
-                price=price,
+                price=item.price,
                 fees=fees,
-                order_id=rng.choice(order_ids) if order_ids else None,
+                order_id=order_ids[int(draw() * len(order_ids))] if order_ids else None,
                 exec_id=str(ids.fill),
             )
         )
@@ -257,6 +315,10 @@ def _seed_orders(
 ) -> list[int]:
     made: list[int] = []
     options = [i for i in pool if isinstance(i, OptionContract)]
+    series: dict[tuple[str, date, str], list[OptionContract]] = {}
+    for option in options:
+        key = (option.underlying, option.expiration.day, option.option_type)
+        series.setdefault(key, []).append(option)
     previous: Order | None = None
     for moment in _times(rng, start, end, count):
         order_id = ids.order
@@ -275,14 +337,8 @@ def _seed_orders(
             ]
         elif rng.random() < 0.2 and options:
             first = rng.choice(options)
-            siblings = [
-                o
-                for o in options
-                if o.underlying == first.underlying
-                and o.expiration == first.expiration
-                and o is not first
-                and o.option_type == first.option_type
-            ]
+            key = (first.underlying, first.expiration.day, first.option_type)
+            siblings = [o for o in series[key] if o is not first]
             if siblings:
                 second = rng.choice(siblings)
                 quantity = Decimal(rng.randint(1, 5))

@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 from broker.paper.calendar import ny_date
 from broker.paper.ledger import ZERO, Account, BalanceSummary, Position, Transaction
-from broker.paper.payloads import JsonDict, number, signed
+from broker.paper.payloads import JsonDict, iso, number, signed
 from broker.paper.universe import (
     EquitySpec,
     FutureContract,
@@ -218,15 +218,16 @@ def position(account: Account, pos: Position, mark: object, now: datetime) -> Js
 
 
 def transaction(tx: Transaction) -> JsonDict:
+    executed = iso(tx.executed_at)
     payload: JsonDict = {
         "id": tx.id,
         "account-number": tx.account_number,
         "transaction-type": tx.transaction_type,
         "transaction-sub-type": tx.transaction_sub_type,
         "description": tx.description,
-        "executed-at": tx.executed_at,
-        "created-at": tx.executed_at,
-        "transaction-date": ny_date(tx.executed_at),
+        "executed-at": executed,
+        "created-at": executed,
+        "transaction-date": tx.transaction_date.isoformat() if tx.transaction_date else None,
         "currency": "USD",
         **signed("value", tx.value),
         **signed("net-value", tx.net_value),
@@ -239,9 +240,9 @@ def transaction(tx: Transaction) -> JsonDict:
     if tx.action is not None:
         payload["action"] = tx.action
     if tx.quantity is not None:
-        payload["quantity"] = tx.quantity
+        payload["quantity"] = format(tx.quantity, "f")
     if tx.price is not None:
-        payload["price"] = tx.price
+        payload["price"] = format(tx.price, "f")
     if tx.fees is not None:
         payload.update(signed("commission", -tx.fees.commission))
         payload.update(signed("clearing-fees", -tx.fees.clearing))
