@@ -168,7 +168,7 @@ def _tradables(pool: list[Instrument], prices: dict[str, Decimal]) -> list[_Trad
             quantities = tuple(Decimal(q) for q in (1, 5, 10, 25, 50, 100, 200))
         else:
             quantities = tuple(Decimal(q) for q in range(1, 11))
-        actions = ("Buy to Open", "Sell to Close", "Sell to Open", "Buy to Close")
+        actions: tuple[str, ...] = ("Buy to Open", "Sell to Close", "Sell to Open", "Buy to Close")
         if isinstance(instrument, FutureContract):
             actions = (*actions, "Buy", "Sell")
         price = prices[instrument.symbol]
