@@ -233,7 +233,11 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
-        """Run the body atomically: commit on success, roll back on any exception."""
+        """Run the body atomically: commit on success, roll back on any exception.
+
+        Cancellation rolls back too; only a cancellation that lands while COMMIT itself is
+        in flight can leave the work committed (the statement was already queued).
+        """
         if self._held_here() and self._depth > 0:
             async with self._savepoint():
                 yield
@@ -241,13 +245,12 @@ class Database:
         async with self._exclusive() as conn:
             self._depth = 1
             try:
-                await _run(conn, "BEGIN IMMEDIATE")
+                # Every failure path below ends in ROLLBACK, including a cancellation while
+                # BEGIN or COMMIT is queued: aiosqlite still runs a queued statement, and
+                # the ROLLBACK is queued behind it.
                 try:
+                    await _run(conn, "BEGIN IMMEDIATE")
                     yield
-                except BaseException:
-                    await _rollback(conn)
-                    raise
-                try:
                     await _run(conn, "COMMIT")
                 except BaseException:
                     await _rollback(conn)
@@ -261,14 +264,13 @@ class Database:
         name = f"sp_{self._depth}"
         self._depth += 1
         try:
-            await _run(conn, f"SAVEPOINT {name}")
             try:
+                await _run(conn, f"SAVEPOINT {name}")
                 yield
-            except BaseException:
-                await _run(conn, f"ROLLBACK TO {name}")
                 await _run(conn, f"RELEASE {name}")
+            except BaseException:
+                await _rollback_to(conn, name)
                 raise
-            await _run(conn, f"RELEASE {name}")
         finally:
             self._depth -= 1
 
@@ -371,6 +373,16 @@ async def _rollback(conn: aiosqlite.Connection) -> None:
     except sqlite3.OperationalError as exc:
         if "no transaction is active" not in str(exc):
             raise StorageError(f"rollback failed: {exc}") from exc
+
+
+async def _rollback_to(conn: aiosqlite.Connection, name: str) -> None:
+    try:
+        await conn.execute_fetchall(f"ROLLBACK TO {name}")
+        await conn.execute_fetchall(f"RELEASE {name}")
+    except sqlite3.OperationalError as exc:
+        # Already released (the failure was in RELEASE) or the outer transaction is gone.
+        if "no such savepoint" not in str(exc):
+            raise StorageError(f"rollback to savepoint failed: {exc}") from exc
 
 
 async def _guarded(awaitable: Awaitable[_T]) -> _T:

@@ -1,6 +1,7 @@
 """Connection ownership, pragmas, transactions and migrations on real files."""
 
 import asyncio
+import contextlib
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -309,3 +310,59 @@ async def test_a_file_that_is_not_a_database_is_reported(tmp_path: Path) -> None
     path.unlink()
     db = await Database.open(path)  # the failed open released the registry slot
     await db.close()
+
+
+async def test_cancellation_while_beginning_leaves_no_open_transaction(
+    account_db: Database,
+) -> None:
+    async def writer() -> None:
+        async with account_db.transaction():
+            await account_db.guilds.update(1, halted=True)
+
+    task = asyncio.create_task(writer())
+    await asyncio.sleep(0)  # the task is now awaiting its BEGIN on the worker thread
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with account_db.transaction():  # must not fail with "transaction within a transaction"
+        await account_db.guilds.update(1, max_loss=Decimal("1"))
+    settings = await account_db.guilds.require(1)
+    assert settings.halted is False and settings.max_loss == Decimal("1")
+
+
+async def test_cancellation_at_every_point_keeps_the_connection_clean(
+    account_db: Database,
+) -> None:
+    """Cancel a nested write ever later (event-loop turns, then short sleeps) until it gets
+    to commit: after every cancellation the state is all-or-nothing and the connection works."""
+
+    async def writer() -> None:
+        async with account_db.transaction():
+            await account_db.guilds.update(1, halted=True)
+            async with account_db.transaction():
+                await account_db.audit.record("inner", guild_id=1)
+            await account_db.idempotency.claim("k", guild_id=1, user_id=1, command_text="x")
+
+    cancelled_points = 0
+    for attempt in range(500):
+        task = asyncio.create_task(writer())
+        if attempt < 30:
+            for _ in range(attempt):
+                await asyncio.sleep(0)
+        else:
+            await asyncio.sleep(0.0002 * (attempt - 29))
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        committed = await account_db.idempotency.get("k") is not None
+        halted = (await account_db.guilds.require(1)).halted
+        assert halted == committed  # all of the transaction or none of it
+        assert len(await account_db.audit.recent(1)) == (1 if committed else 0)
+        if committed:
+            break
+        cancelled_points += 1
+        async with account_db.transaction():  # the connection is usable again
+            await account_db.execute("SELECT 1")
+    else:
+        pytest.fail("the writer never got to commit")
+    assert cancelled_points > 0
