@@ -1,0 +1,355 @@
+"""One sync run of one account: transactions, order history, live orders, positions, balances.
+
+Consistency rules:
+- Every page is written in its own database transaction together with the watermark it
+  reaches and the run's progress, so a run stopped at any point (error, cancellation,
+  process killed) leaves only whole pages behind and a watermark that matches them. The
+  next run starts at that watermark (minus the overlap) and completes the history;
+  upserts keyed on the broker's ids make re-read rows replace themselves, never duplicate.
+- The write of page k runs (on the database worker thread) while page k+1 is fetched and
+  parsed; page k+1 is written only after page k committed, so watermarks only move on
+  committed pages.
+- Positions are a full snapshot (closed positions disappear); balances add a snapshot row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+import structlog
+from tastytrade import Account as SdkAccount
+from tastytrade.account import Transaction as SdkTransaction
+from tastytrade.order import PlacedOrder
+
+from broker.secrets import redact
+from broker.session import BrokerError, BrokerSession, ErrorCategory
+from broker.sync.mapping import (
+    account_record,
+    balance_record,
+    order_record,
+    position_record,
+    transaction_record,
+)
+from broker.sync.models import Stage, SyncProgress, SyncResult, SyncSettings
+from broker.sync.pages import ListQuery, WalkedPage, walk
+from storage import Database, InvalidValueError, Order
+
+__all__ = ["SyncRunner"]
+
+log = structlog.get_logger(__name__)
+
+M = TypeVar("M")
+Publish = Callable[[SyncProgress], None]
+Clock = Callable[[], datetime]
+
+_RELINK_CATEGORIES = frozenset({ErrorCategory.AUTH, ErrorCategory.TOKEN_REVOKED})
+
+
+@dataclass
+class _Counters:
+    pages: int = 0
+    rows: int = 0
+    transactions: int = 0
+    orders: int = 0
+    live_orders: int = 0
+    positions: int = 0
+    remaining: int | None = None  # rows the current list still has to deliver
+
+    @property
+    def estimate(self) -> int | None:
+        return None if self.remaining is None else self.rows + self.remaining
+
+
+class SyncRunner:
+    """Runs one sync of one account; `SyncService` makes sure only one runs per account."""
+
+    def __init__(
+        self,
+        db: Database,
+        session: BrokerSession,
+        environment: str,
+        account_number: str,
+        *,
+        settings: SyncSettings,
+        clock: Clock,
+        publish: Publish,
+        guild_id: int | None = None,
+        account: SdkAccount | None = None,
+    ) -> None:
+        self._db = db
+        self._session = session
+        self._env = environment
+        self._number = account_number
+        self._settings = settings
+        self._clock = clock
+        self._publish = publish
+        self._guild_id = guild_id
+        self.account = account
+        self._counters = _Counters()
+        self._run_id = 0
+        self._kind = "full"
+        self._stage = Stage.STARTING
+
+    async def run(self, requested: str) -> SyncResult:
+        started = self._clock()
+        mark = await self._db.sync.watermark(self._env, self._number)
+        full = requested == "full" or (
+            requested == "auto"
+            and (
+                mark is None
+                or (
+                    mark.last_transaction_executed_at is None and mark.last_order_updated_at is None
+                )
+            )
+        )
+        self._kind = "full" if full else "incremental"
+        run = await self._db.sync.start_run(self._env, self._number, self._kind)
+        self._run_id = run.run_id
+        self._announce(Stage.STARTING)
+        try:
+            account = await self._ensure_account()
+            overlap = self._settings.overlap
+            tx_start = (
+                None if full or mark is None else _minus(mark.last_transaction_executed_at, overlap)
+            )
+            order_start = (
+                None if full or mark is None else _minus(mark.last_order_updated_at, overlap)
+            )
+            before = await self._db.transactions.count(self._env, self._number)
+            await self._transactions(tx_start)
+            new_transactions = await self._db.transactions.count(self._env, self._number) - before
+            await self._orders(order_start)
+            await self._live_orders(account)
+            await self._positions(account)
+            await self._balances(account)
+            finished = self._clock()
+            await self._db.accounts.mark_synced(self._env, self._number, finished)
+            await self._db.sync.finish(self._run_id, "succeeded")
+        except BaseException as exc:
+            await self._fail(exc)
+            if isinstance(exc, InvalidValueError):
+                raise BrokerError(
+                    ErrorCategory.CONTRACT, f"The broker sent data that cannot be stored: {exc}"
+                ) from None
+            raise
+        counters = self._counters
+        counters.remaining = 0
+        self._announce(Stage.DONE)
+        return SyncResult(
+            run_id=self._run_id,
+            environment=self._env,
+            account_number=self._number,
+            kind=self._kind,
+            pages_done=counters.pages,
+            rows_written=counters.rows,
+            transactions_written=counters.transactions,
+            new_transactions=new_transactions,
+            orders_written=counters.orders,
+            live_orders=counters.live_orders,
+            positions=counters.positions,
+            started_at=started,
+            finished_at=finished,
+        )
+
+    # ------------------------------------------------------------------ stages
+
+    async def _ensure_account(self) -> SdkAccount:
+        """The SDK account (fetched once per service) and its row (needed by foreign keys)."""
+        if self.account is None:
+            number = self._number
+            try:
+                self.account = await self._session.read(
+                    lambda sdk: SdkAccount.get(sdk, number), kind="validate"
+                )
+            except BrokerError as exc:
+                await self._note_auth_failure(exc)
+                raise
+        guild_id = self._guild_id
+        if guild_id is not None and await self._db.guilds.get(guild_id) is None:
+            guild_id = None  # the account row keeps whatever guild link it already has
+        await self._db.accounts.upsert(account_record(self._env, self.account, guild_id))
+        return self.account
+
+    async def _transactions(self, start: datetime | None) -> None:
+        self._announce(Stage.TRANSACTIONS)
+        query: ListQuery[SdkTransaction] = ListQuery(
+            path=f"/accounts/{self._number}/transactions",
+            model=SdkTransaction,
+            per_page=self._settings.transactions_per_page,
+            key=lambda tx: tx.executed_at,
+            row_id=lambda tx: tx.id,
+            extra={},
+        )
+        env = self._env
+
+        def prepare(page: WalkedPage[SdkTransaction]) -> Callable[[], Awaitable[None]]:
+            records = [transaction_record(env, tx) for tx in page.items]
+            last = max(records, key=lambda t: (t.executed_at, t.transaction_id))
+
+            async def write() -> None:
+                async with self._db.transaction():
+                    await self._db.transactions.upsert_page(records)
+                    await self._db.sync.set_watermark(
+                        env,
+                        self._number,
+                        last_transaction_executed_at=last.executed_at,
+                        last_transaction_id=last.transaction_id,
+                    )
+                    await self._count_page(len(records), page.estimated_remaining)
+                self._counters.transactions += len(records)
+
+            return write
+
+        await self._pipeline(walk(self._session, query, start), prepare)
+
+    async def _orders(self, start: datetime | None) -> None:
+        self._announce(Stage.ORDERS)
+        query: ListQuery[PlacedOrder] = ListQuery(
+            path=f"/accounts/{self._number}/orders",
+            model=PlacedOrder,
+            per_page=self._settings.orders_per_page,
+            key=lambda order: order.updated_at,
+            row_id=lambda order: order.id,
+            extra={},
+        )
+        env = self._env
+
+        def prepare(page: WalkedPage[PlacedOrder]) -> Callable[[], Awaitable[None]]:
+            records = [order_record(env, order) for order in page.items]
+            newest = max(order.updated_at for order in records)
+
+            async def write() -> None:
+                async with self._db.transaction():
+                    await self._db.orders.upsert_many(records)
+                    await self._db.sync.set_watermark(
+                        env, self._number, last_order_updated_at=newest
+                    )
+                    await self._count_page(len(records), page.estimated_remaining)
+                self._counters.orders += len(records)
+
+            return write
+
+        await self._pipeline(walk(self._session, query, start), prepare)
+
+    async def _live_orders(self, account: SdkAccount) -> None:
+        """Today's orders and working GTC orders (also those the history has not caught up on)."""
+        self._announce(Stage.LIVE_ORDERS)
+        orders = await self._session.read(account.get_live_orders)
+        records: list[Order] = [order_record(self._env, order) for order in orders]
+        async with self._db.transaction():
+            await self._db.orders.upsert_many(records)
+            await self._count_page(len(records), None)
+        self._counters.live_orders = len(records)
+
+    async def _positions(self, account: SdkAccount) -> None:
+        self._announce(Stage.POSITIONS)
+        include_marks = self._settings.include_marks or None
+        positions = await self._session.read(
+            lambda sdk: account.get_positions(sdk, include_marks=include_marks)
+        )
+        records = [position_record(self._env, position) for position in positions]
+        async with self._db.transaction():
+            await self._db.positions.replace_for_account(self._env, self._number, records)
+            await self._count_page(len(records), None)
+        self._counters.positions = len(records)
+
+    async def _balances(self, account: SdkAccount) -> None:
+        self._announce(Stage.BALANCES)
+        balance = await self._session.read(account.get_balances)
+        async with self._db.transaction():
+            await self._db.balances.add_snapshot(balance_record(self._env, balance))
+            await self._count_page(1, None)
+
+    # ------------------------------------------------------------------ helpers
+
+    async def _pipeline(
+        self,
+        pages: AsyncGenerator[WalkedPage[M], None],
+        prepare: Callable[[WalkedPage[M]], Callable[[], Awaitable[None]]],
+    ) -> None:
+        """Write each page while the next one is fetched and parsed, in page order."""
+        pending: asyncio.Task[None] | None = None
+        try:
+            async for page in pages:
+                self._counters.remaining = page.estimated_remaining
+                write = prepare(page) if page.items else None
+                if pending is not None:
+                    await pending
+                    pending = None
+                if write is not None:
+                    pending = asyncio.ensure_future(write())
+            if pending is not None:
+                await pending
+                pending = None
+        finally:
+            if pending is not None:
+                # The walk failed or was cancelled: let the page already handed to the
+                # database commit (or roll back as a whole), never half-write it.
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(pending)
+            await pages.aclose()
+
+    async def _count_page(self, rows: int, remaining: int | None) -> None:
+        """Inside the page's transaction: the run's progress row moves with the page."""
+        counters = self._counters
+        estimate = None if remaining is None else counters.rows + rows + remaining
+        await self._db.sync.progress(self._run_id, pages=1, rows=rows, estimated_total=estimate)
+        counters.pages += 1
+        counters.rows += rows
+        counters.remaining = remaining
+        self._announce(self._stage)
+
+    def _announce(self, stage: Stage) -> None:
+        self._stage = stage
+        counters = self._counters
+        self._publish(
+            SyncProgress(
+                run_id=self._run_id,
+                kind=self._kind,
+                stage=stage,
+                pages_done=counters.pages,
+                rows_written=counters.rows,
+                estimated_total=counters.estimate,
+            )
+        )
+
+    async def _fail(self, exc: BaseException) -> None:
+        """Close the run as failed (secret-free message) and flag an account to re-link."""
+        if isinstance(exc, BrokerError):
+            category, message = exc.category.value, exc.message
+            await self._note_auth_failure(exc)
+        elif isinstance(exc, asyncio.CancelledError):
+            category, message = "cancelled", "the sync was stopped before it finished"
+        elif isinstance(exc, InvalidValueError):
+            category, message = ErrorCategory.CONTRACT.value, f"unusable broker data: {exc}"
+        else:
+            category, message = "internal", f"{type(exc).__name__}: {exc}"
+        log.warning(
+            "sync failed",
+            environment=self._env,
+            account=self._number,
+            run_id=self._run_id,
+            stage=self._stage.value,
+            category=category,
+        )
+        self._announce(Stage.FAILED)
+        with contextlib.suppress(Exception):
+            await asyncio.shield(
+                self._db.sync.finish(
+                    self._run_id, "failed", error_category=category, error_message=redact(message)
+                )
+            )
+
+    async def _note_auth_failure(self, exc: BrokerError) -> None:
+        if exc.category in _RELINK_CATEGORIES:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._db.accounts.mark_needs_relink(self._env, self._number))
+
+
+def _minus(moment: datetime | None, overlap: timedelta) -> datetime | None:
+    return None if moment is None else moment - overlap
