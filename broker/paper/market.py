@@ -21,7 +21,7 @@ import random
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from broker.paper import calendar
@@ -346,4 +346,52 @@ class Market:
         if isinstance(instrument, EquitySpec | FutureContract):
             item["high-limit-price"] = ceil_to_tick(mid * Decimal("1.05"), ticks)
             item["low-limit-price"] = floor_to_tick(mid * Decimal("0.95"), ticks)
+            item.update(self._day_statistics(instrument, mid, prev_day, today, ticks))
+            item["last-mkt"] = mid
+            item["beta"] = Decimal("1.0")
+            item["volume"] = Decimal(100_000 + size_seed % 9_000_000)
         return item
+
+    def _day_statistics(
+        self,
+        instrument: EquitySpec | FutureContract,
+        mid: Decimal,
+        prev_day: date,
+        today: date,
+        ticks: TickSchedule,
+    ) -> dict[str, object]:
+        """Open / previous close / day and year range from the simulated path.
+
+        Before the clock started the path is flat at the starting spot; the year range is
+        a plausible band around it, not a simulated history.
+        """
+        if isinstance(instrument, EquitySpec):
+            key, spot = instrument.symbol, instrument.spot
+        else:
+            key, spot = instrument.product.driver, instrument.product.spot
+
+        def price_at(moment: datetime | None) -> Decimal:
+            if moment is None:
+                return spot
+            step = int((moment - self._clock.start).total_seconds() // self.config.grid_seconds)
+            if step <= 0 or step > self._step_index():
+                return spot
+            value = Decimal(repr(self._drivers[key].price(step)))
+            if isinstance(instrument, FutureContract):
+                value *= Decimal(
+                    repr(self._future_model_price(instrument) / self._driver_price(key))
+                )
+            return floor_to_tick(value, ticks)
+
+        previous = calendar.session_on(prev_day)
+        session = calendar.session_on(today)
+        prev_close = price_at(previous.close if previous else None)
+        opened = price_at(session.open if session else None) if session else prev_close
+        return {
+            "prev-close": prev_close,
+            "open": opened,
+            "day-high-price": max(opened, mid),
+            "day-low-price": min(opened, mid),
+            "year-high-price": ceil_to_tick(max(mid, spot) * Decimal("1.25"), ticks),
+            "year-low-price": floor_to_tick(min(mid, spot) * Decimal("0.75"), ticks),
+        }

@@ -192,7 +192,9 @@ class Order:
         }
         if self.id is not None:
             payload = {"id": self.id, **payload}
-            payload["ext-client-order-id"] = f"PAPER{self.id:013d}"
+            if self.status not in ("Received", "Routed", "Contingent"):
+                # like the real API: the venue's client order id appears once routed
+                payload["ext-client-order-id"] = f"PAPER{self.id:013d}"
         if self.price is not None:
             payload.update(signed("price", self.price))
         if self.stop_trigger is not None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from broker.paper.calendar import ny_date
 from broker.paper.engine import Engine
 from broker.paper.ledger import (
     Fees,
@@ -149,6 +150,7 @@ class _Tradable:
     price: Decimal
     what: str
     price_text: str
+    fee_class: str  # rows with the same class, action and quantity pay the same fees
     quantities: tuple[Decimal, ...]
     actions: tuple[str, ...]
 
@@ -172,10 +174,16 @@ def _tradables(pool: list[Instrument], prices: dict[str, Decimal]) -> list[_Trad
         if isinstance(instrument, FutureContract):
             actions = (*actions, "Buy", "Sell")
         price = prices[instrument.symbol]
+        if isinstance(instrument, EquitySpec):
+            fee_class = instrument.symbol  # sells pay value-based fees
+        elif isinstance(instrument, FutureContract):
+            fee_class = instrument.product.code
+        else:
+            fee_class = instrument.kind.value
         out.append(
             _Tradable(instrument, instrument.kind.value, _underlying(instrument),
-                      multiplier_of(instrument), price, what, f"{price:.2f}", quantities,
-                      actions)
+                      multiplier_of(instrument), price, what, f"{price:.2f}", fee_class,
+                      quantities, actions)
         )  # fmt: skip
     return out
 
@@ -194,11 +202,16 @@ def _seed_transactions(
 ) -> None:
     account = engine.account(account_number)
     tradables = _tradables(pool, prices)
-    fee_cache: dict[tuple[int, str, Decimal], Fees] = {}
+    fee_cache: dict[tuple[str, str, Decimal], Fees] = {}
+    days: dict[int, date] = {}  # New York date per UTC hour (offsets are whole hours)
     zero = Decimal(0)
     rows = account.transactions
     draw = rng.random
     for moment in _times(rng, start, end, count):
+        hour = int(moment.timestamp()) // 3600
+        day = days.get(hour)
+        if day is None:
+            day = days[hour] = ny_date(moment)
         roll = draw()
         tx_id = ids.transaction
         ids.transaction += 1
@@ -215,6 +228,7 @@ def _seed_transactions(
                         "Cash deposit",
                         amount,
                         amount,
+                        transaction_date=day,
                     )
                 )
             else:
@@ -228,6 +242,7 @@ def _seed_transactions(
                         "Cash withdrawal",
                         -amount,
                         -amount,
+                        transaction_date=day,
                     )
                 )
             continue
@@ -251,12 +266,13 @@ def _seed_transactions(
                     action="Sell to Close",
                     quantity=quantity,
                     price=zero,
+                    transaction_date=day,
                 )
             )
             continue
         action = item.actions[int(draw() * len(item.actions))]
         buying = action.startswith("Buy")
-        fee_key = (index, action, quantity)
+        fee_key = (item.fee_class, action, quantity)
         fees = fee_cache.get(fee_key)
         if fees is None:
             fees = fee_cache[fee_key] = fees_for(item.instrument, action, quantity, item.price)
@@ -286,6 +302,7 @@ def _seed_transactions(
                 fees=fees,
                 order_id=order_ids[int(draw() * len(order_ids))] if order_ids else None,
                 exec_id=str(ids.fill),
+                transaction_date=day,
             )
         )
     account.transactions_sorted = False

@@ -212,7 +212,8 @@ async def test_order_history_pages_and_filters(
         placed.append(
             await account.place_order(session, _resting_buy(frozen, "AMD", EQ, "5"), dry_run=False)
         )
-        frozen.clock.advance(1)
+        await eventually(lambda: frozen.orders()[-1].status == "Live")
+        frozen.clock.advance(1)  # distinct updated-at stamps
     await account.delete_order(session, placed[0].order.id)
     await eventually(lambda: frozen.orders()[0].status == "Cancelled")
     history = await account.get_order_history(session, per_page=3, page_offset=None)
