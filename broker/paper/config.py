@@ -13,9 +13,12 @@ from decimal import Decimal
 MIN_TOKEN_TTL = 60
 
 
-@dataclass(frozen=True)
+@dataclass
 class FillModelConfig:
-    """Parameters of the fill model (see `broker.paper.orders` for the model itself).
+    """Parameters of the fill model (see `broker.paper.engine` for the model itself).
+
+    The running exchange keeps its own copy at `ex.market.fills`, which may be changed
+    while it runs (e.g. `ex.market.fills.hazard_per_second = 0` to stop passive fills).
 
     A resting limit order strictly inside the spread fills with a per-second hazard
     ``hazard_per_second * exp(-distance_decay * d / half_spread)`` where ``d`` is its
@@ -31,6 +34,15 @@ class FillModelConfig:
     # Real seconds between Routed and Live (and Cancel Requested -> Cancelled).
     live_delay: float = 0.01
     cancel_delay: float = 0.01
+
+    def __post_init__(self) -> None:
+        ratio = self.partial_fill_ratio
+        if ratio is not None and not Decimal(0) < ratio <= Decimal(1):
+            raise ValueError("partial_fill_ratio must be in (0, 1]")
+        if self.hazard_per_second < 0 or self.distance_decay < 0:
+            raise ValueError("hazard_per_second and distance_decay must be >= 0")
+        if self.evaluation_interval <= 0:
+            raise ValueError("evaluation_interval must be > 0")
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,3 @@ class PaperConfig:
             raise ValueError(f"token_ttl must be at least {MIN_TOKEN_TTL} seconds")
         if self.start_time is not None and self.start_time.tzinfo is None:
             raise ValueError("start_time must be timezone-aware")
-        ratio = self.fills.partial_fill_ratio
-        if ratio is not None and not Decimal(0) < ratio <= Decimal(1):
-            raise ValueError("partial_fill_ratio must be in (0, 1]")

@@ -269,7 +269,7 @@ class Engine:
         order.expires_at = self._expiry_for(order, now)
         self.add_order(order)
         self._publish_order(order)
-        self._later(self.config.fills.live_delay, self._go_live, order.id)
+        self._later(self.market.fills.live_delay, self._go_live, order.id)
 
     def _expiry_for(self, order: Order, now: datetime) -> datetime | None:
         if order.time_in_force in ("GTC", "GTC Ext", "GTC Ext Overnight"):
@@ -349,7 +349,7 @@ class Engine:
         self._terminate(old, "Cancelled", now)
         self.add_order(new)
         self._publish_order(new)
-        self._later(self.config.fills.live_delay, self._go_live, new.id)
+        self._later(self.market.fills.live_delay, self._go_live, new.id)
         return new.to_json()
 
     def cancel(self, number: str, order_id: int) -> JsonDict:
@@ -366,7 +366,7 @@ class Engine:
         self._set_status(order, "Cancel Requested")
         order.touch(self.clock.now())
         self._publish_order(order)
-        self._later(self.config.fills.cancel_delay, self._finish_cancel, order_id)
+        self._later(self.market.fills.cancel_delay, self._finish_cancel, order_id)
         return order.to_json()
 
     def _finish_cancel(self, order_id: int) -> None:
@@ -660,7 +660,7 @@ class Engine:
             half_spread = (natural - best) / 2
             if limit_pay < best or dt <= 0 or half_spread <= 0:
                 return
-            fills = self.config.fills
+            fills = self.market.fills
             distance = float((natural - limit_pay) / half_spread)
             hazard = fills.hazard_per_second * math.exp(-fills.distance_decay * distance)
             if self._rng.random() >= 1.0 - math.exp(-hazard * dt):
@@ -669,7 +669,7 @@ class Engine:
         else:
             prices = _leg_prices(order, quotes, None, at_limit=False)
         units = order.remaining_units
-        ratio = self.config.fills.partial_fill_ratio
+        ratio = self.market.fills.partial_fill_ratio
         if ratio is not None:
             chunk = (order.size * ratio).to_integral_value(rounding=ROUND_FLOOR)
             units = min(units, max(Decimal(1), chunk))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 from decimal import Decimal
@@ -66,7 +67,13 @@ class PaperExchange:
             raise RuntimeError("the exchange is already running")
         today = calendar.ny_date(self.clock.now())
         self._universe = await asyncio.to_thread(build_universe, today)
-        self._market = Market(self._universe, self.clock, self.config.market, self.config.seed)
+        self._market = Market(
+            self._universe,
+            self.clock,
+            self.config.market,
+            self.config.seed,
+            fills=dataclasses.replace(self.config.fills),
+        )
         self._hub = StreamerHub(
             self.clock, self.tokens.is_valid, lambda n: n in self.engine.accounts, self.faults
         )
@@ -116,9 +123,8 @@ class PaperExchange:
         await self.stop()
 
     async def _tick(self) -> None:
-        interval = self.config.fills.evaluation_interval
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self.market.fills.evaluation_interval)
             try:
                 self.engine.catch_up()
             except Exception:  # keep the exchange alive; the error is a bug to look at
@@ -270,6 +276,10 @@ class PaperExchange:
             return 400, error_body(400, "invalid_parameter", str(error))
         except OAuthError as error:
             return error.status, error.body
+        except Exception:
+            # A bug in the exchange: answer like the real API's 500 (and keep serving).
+            log.exception("paper exchange: %s %s failed", method, path)
+            return 500, error_body(500)
 
     async def _oauth(self, request: web.Request) -> tuple[int, JsonDict]:
         text = await request.text()

@@ -26,7 +26,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from broker.paper import calendar
 from broker.paper.clock import SimClock
-from broker.paper.config import MarketConfig
+from broker.paper.config import FillModelConfig, MarketConfig
 from broker.paper.universe import (
     EQUITY_TICKS,
     EquitySpec,
@@ -136,10 +136,17 @@ class Market:
     """Bid/ask for every instrument of the universe at the market's current time."""
 
     def __init__(
-        self, universe: Universe, clock: SimClock, config: MarketConfig, seed: int
+        self,
+        universe: Universe,
+        clock: SimClock,
+        config: MarketConfig,
+        seed: int,
+        fills: FillModelConfig | None = None,
     ) -> None:
         self.universe = universe
         self.config = config
+        # The fill model's parameters; tests and benchmarks may change them at run time.
+        self.fills = fills or FillModelConfig()
         self._clock = clock
         self._elapsed = clock.elapsed()
         self._pinned: dict[str, Quote] = {}

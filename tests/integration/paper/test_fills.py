@@ -229,3 +229,18 @@ async def test_futures_pnl_goes_to_cash(
                 Decimal(0))  # fmt: skip
     cash = (await account.get_balances(session)).cash_balance
     assert cash == Decimal(100000) + Decimal("97.50") - fees
+
+
+async def test_fill_model_can_be_changed_while_running(
+    frozen: PaperExchange, session: Session, account: Account
+) -> None:
+    frozen.market.fills.hazard_per_second = 0.0  # passive orders never fill now
+    frozen.market.set_quote("AAPL", Decimal("300.00"), Decimal("300.20"))
+    order = LimitOrder(legs=[leg(EQ, "AAPL", BTO)], price=Decimal("-300.19"))
+    placed = await account.place_order(session, order, dry_run=False)
+    await _live(frozen, placed.order.id)
+    frozen.clock.advance(300)
+    assert frozen.engine.orders[placed.order.id].status == "Live"
+    frozen.market.fills.hazard_per_second = 1000.0
+    frozen.clock.advance(1)
+    assert frozen.engine.orders[placed.order.id].status == "Filled"

@@ -182,3 +182,28 @@ async def test_market_path_does_not_depend_on_how_time_was_stepped() -> None:
             small_steps.market.step(80)
         stepped = small_steps.market.quote("QQQ")
     assert jumped == stepped
+
+
+async def test_raw_paths_with_encoded_symbols(frozen: PaperExchange, session: Session) -> None:
+    await session.refresh()
+    headers = {"Authorization": f"Bearer {session.session_token}"}
+    fop = frozen.universe.future_options_of("ES")[12].symbol
+    encoded_fop = fop.replace("/", "%2F").replace(" ", "%20")
+    occ = frozen.universe.options_of("SPY")[7].symbol
+    async with httpx2.AsyncClient(base_url=frozen.api_url, headers=headers) as client:
+        for path, symbol in (
+            ("/instruments/futures/%2FESZ6", "/ESZ6"),
+            ("/instruments/futures/ESZ6", "/ESZ6"),
+            (f"/instruments/future-options/{encoded_fop}", fop),
+            (f"/instruments/equity-options/{occ.replace(' ', '%20')}", occ),
+            (f"/market-data/Equity%20Option/{occ.replace(' ', '%20')}", occ),
+            (f"/accounts/{frozen.account_number}", None),
+        ):
+            response = await client.get(path)
+            assert response.status_code == 200, path
+            if symbol is not None:
+                assert response.json()["data"]["symbol"] == symbol
+        assert (await client.get("/instruments/equities/BRK%2FB")).status_code == 404
+        missing = await client.get("/no/such/route")
+        assert missing.status_code == 404
+        assert missing.json()["error"]["code"] == "not_found"

@@ -108,6 +108,11 @@ async def test_option_vertical_future_and_future_option_orders(
     assert [lg.symbol for lg in placed.order.legs] == [call, short]
 
     future = MarketOrder(legs=[leg(FUT, "/ESZ6", OrderAction.BUY)])
+    future_preview = await account.place_order(session, future, dry_run=True)
+    requirement = future_preview.buying_power_effect.isolated_order_margin_requirement
+    assert Decimal(-30000) < requirement < Decimal(-20000)  # ~6% of 50 x ES
+    assert future_preview.fee_calculation is not None
+    assert future_preview.fee_calculation.total_fees == Decimal("-2.95")
     placed_future = await account.place_order(session, future, dry_run=False)
     await eventually(lambda: frozen.orders()[-1].status == "Filled")
     filled = await account.get_order(session, placed_future.order.id)
@@ -124,6 +129,9 @@ async def test_option_vertical_future_and_future_option_orders(
         price=ask + Decimal(50),
         external_identifier="bot-7f3a",
     )
+    fop_preview = await account.place_order(session, credit, dry_run=True)
+    assert fop_preview.order.price == ask + 50
+    assert fop_preview.buying_power_effect.change_in_buying_power < 0  # a naked short call
     placed_fop = await account.place_order(session, credit, dry_run=False)
     assert placed_fop.order.external_identifier == "bot-7f3a"
     assert placed_fop.order.price == ask + 50
