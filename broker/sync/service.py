@@ -123,7 +123,7 @@ class SyncService:
         self._accounts: dict[tuple[str, str], SdkAccount] = {}
         self._last_manual: dict[int, float] = {}
         self._scheduler: asyncio.Task[None] | None = None
-        self._recovered = False
+        self._recovery: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ syncing
 
@@ -151,11 +151,11 @@ class SyncService:
         env = Environment(environment).value  # ValueError names the bad environment
         if not account_number or not account_number.strip():
             raise ValueError("an account number is required to sync")
-        if not self._recovered:
-            self._recovered = True
-            closed = await self._db.sync.fail_interrupted()
-            if closed:
-                log.info("closed syncs interrupted by a previous process", runs=closed)
+        if self._recovery is None:
+            self._recovery = asyncio.get_running_loop().create_task(self._recover())
+        await asyncio.shield(self._recovery)
+        # No await from here until the run is registered: a concurrent request for the
+        # same account either finds this run or registers its own first.
         key = (env, account_number)
         running = self._running.get(key)
         if running is not None and running.task is not None:
@@ -192,6 +192,12 @@ class SyncService:
         if subscriber is not None:
             await subscriber.flush(_FLUSH_SECONDS)
         return result
+
+    async def _recover(self) -> None:
+        """Close runs a previous process left running (this service owns the database's runs)."""
+        closed = await self._db.sync.fail_interrupted()
+        if closed:
+            log.info("closed syncs interrupted by a previous process", runs=closed)
 
     async def _execute(self, key: tuple[str, str], runner: SyncRunner, kind: str) -> SyncResult:
         try:
