@@ -183,13 +183,14 @@ _INSERT_FILL: Final = (
     "filled_at, destination_venue) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (environment, fill_id) DO NOTHING"
 )
-_LINK_OLD: Final = (
-    "UPDATE orders SET replaced_by_order_id = ? "
-    "WHERE environment = ? AND order_id = ? AND replaced_by_order_id IS NULL"
-)
-_LINK_NEW: Final = (
-    "UPDATE orders SET replaces_order_id = ? "
-    "WHERE environment = ? AND order_id = ? AND replaces_order_id IS NULL"
+# Both sides of one replace link (old -> new) in one statement; existing links are kept.
+_LINK: Final = (
+    "UPDATE orders SET "
+    "replaced_by_order_id = CASE WHEN order_id = ?2 "
+    "THEN COALESCE(replaced_by_order_id, ?3) ELSE replaced_by_order_id END, "
+    "replaces_order_id = CASE WHEN order_id = ?3 "
+    "THEN COALESCE(replaces_order_id, ?2) ELSE replaces_order_id END "
+    "WHERE environment = ?1 AND order_id IN (?2, ?3)"
 )
 _SELECT_ORDER: Final = f"SELECT {_ORDER_COLUMNS} FROM orders"
 
@@ -297,8 +298,7 @@ class OrdersRepository:
             if fill_rows:
                 await self._db.execute_many(_INSERT_FILL, fill_rows)
             if links:
-                await self._db.execute_many(_LINK_OLD, [(new, env, old) for env, old, new in links])
-                await self._db.execute_many(_LINK_NEW, [(old, env, new) for env, old, new in links])
+                await self._db.execute_many(_LINK, links)
         return len(order_rows)
 
     async def upsert(self, order: Order) -> Order:
