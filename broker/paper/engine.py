@@ -296,7 +296,7 @@ class Engine:
     def _go_live(self, order_id: int) -> None:
         self.catch_up()
         order = self.orders[order_id]
-        if order.status not in ("Routed", "Contingent"):
+        if order.status != "Routed":
             return
         now = self.clock.now()
         order.contingent_status = None
@@ -348,9 +348,13 @@ class Engine:
         old.cancelled_size = old.remaining_units
         self._terminate(old, "Cancelled", now)
         self.add_order(new)
+        response = new.to_json()  # the PUT answer shows the pending replacement...
+        new.contingent_status = None
+        new.in_flight_at = now
+        self._set_status(new, "Routed")  # ...the stream shows Routed, then Live (as recorded)
         self._publish_order(new)
         self._later(self.market.fills.live_delay, self._go_live, new.id)
-        return new.to_json()
+        return response
 
     def cancel(self, number: str, order_id: int) -> JsonDict:
         """DELETE /orders/{id}: the order with status `Cancel Requested`."""

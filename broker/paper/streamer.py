@@ -40,7 +40,10 @@ class _Connection:
             message = await self.queue.get()
             if self.socket.closed:
                 return
-            await self.socket.send_str(message)
+            try:
+                await self.socket.send_str(message)
+            except ConnectionError:  # the client went away; the reader loop ends too
+                return
 
 
 class StreamerHub:
@@ -78,7 +81,7 @@ class StreamerHub:
         finally:
             self._connections.discard(connection)
             writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
                 await writer
         return socket
 

@@ -78,8 +78,9 @@ async def test_replace_and_cancel_are_streamed(
         assert (old.id, old.status, old.replacing_order_id) == (
             placed.order.id, OrderStatus.CANCELLED, new.id,
         )  # fmt: skip
-        contingent = await asyncio.wait_for(anext(updates), 5)
-        assert (contingent.id, contingent.status) == (new.id, OrderStatus.CONTINGENT)
+        routed = await asyncio.wait_for(anext(updates), 5)
+        assert (routed.id, routed.status) == (new.id, OrderStatus.ROUTED)
+        assert routed.replaces_order_id == placed.order.id
         assert (await asyncio.wait_for(anext(updates), 5)).status == OrderStatus.LIVE
         await account.delete_order(session, new.id)
         statuses = [(await asyncio.wait_for(anext(updates), 5)).status for _ in range(2)]
