@@ -53,6 +53,10 @@ IGNORED_FIELDS = frozenset(
 )
 
 
+# Larger numbers are nonsense for any instrument here and would overflow Decimal math.
+MAX_NUMBER = Decimal(10) ** 9
+
+
 class PreflightError(Exception):
     """One or more preflight checks failed: 422 `preflight_check_failure`."""
 
@@ -255,6 +259,9 @@ def _decimal(body: JsonDict, key: str, errors: list[tuple[str, str]]) -> Decimal
         return None
     if not value.is_finite():
         errors.append(("invalid_parameter", f"{key} must be finite"))
+        return None
+    if abs(value) > MAX_NUMBER:
+        errors.append(("invalid_parameter", f"{key} is out of range"))
         return None
     return value
 

@@ -338,3 +338,53 @@ async def test_dry_run_reports_margin_errors_and_warnings(
     assert warned.warnings and warned.warnings[0].code == "closing_with_no_position"
     effect = await account.get_order_buying_power_effect(session, huge)
     assert effect.change_in_buying_power < -300000
+
+
+_SPY = '{"instrument-type":"Equity","symbol":"SPY","action":"Buy to Open","quantity":%s}'
+_LIMIT = '{"order-type":"Limit","price":%s,"price-effect":"Debit","legs":[%s]}'
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ("[]", "invalid_parameter"),
+        ("{}", "invalid_parameter"),
+        ('{"order-type":"Limit","legs":{}}', "invalid_parameter"),
+        ('{"order-type":"Limit","legs":[1]}', "invalid_parameter"),
+        (_LIMIT % ('"NaN"', _SPY % 1), "invalid_parameter"),
+        (_LIMIT % ("[1]", _SPY % 1), "invalid_parameter"),
+        (_LIMIT % ('"1e30"', _SPY % 1), "invalid_parameter"),
+        (_LIMIT % ('"-5"', _SPY % 1), "invalid_parameter"),
+        (_LIMIT % ('"700"', _SPY % '"abc"'), "invalid_parameter"),
+        (_LIMIT % ('"700"', _SPY % 1.5), "invalid_quantity"),
+        (_LIMIT % ('"700"', _SPY % 1e30), "invalid_parameter"),
+        (_LIMIT % ('"700"', _SPY % 0), "invalid_quantity"),
+        ('{"order-type":"Limit","price":"1","price-effect":"Sideways","legs":[%s]}' % (_SPY % 1),
+         "invalid_parameter"),
+        ('{"order-type":"Teleport","legs":[%s]}' % (_SPY % 1), "invalid_parameter"),
+        ('{"order-type":"Market","time-in-force":"Forever","legs":[%s]}' % (_SPY % 1),
+         "invalid_parameter"),
+        ('{"order-type":"Market","legs":[{"instrument-type":"Cryptocurrency",'
+         '"symbol":"BTC/USD","action":"Buy to Open","quantity":1}]}', "invalid_parameter"),
+        ('{"order-type":"Stop","legs":[%s]}' % (_SPY % 1), "stop_trigger_required"),
+        ('{"order-type":"Limit","legs":[%s]}' % (_SPY % 1), "price_required"),
+        ('{"order-type":"Limit","price":"700","price-effect":"Debit","time-in-force":"GTD",'
+         '"gtc-date":"2020-01-01","legs":[%s]}' % (_SPY % 1), "invalid_gtc_date"),
+        ('{"order-type":"Notional Market","value":"100","value-effect":"Debit","legs":[%s]}'
+         % (_SPY % 1), "invalid_order_type"),
+    ],
+)  # fmt: skip
+async def test_malformed_orders_get_specific_errors(
+    frozen: PaperExchange, session: Session, body: str, code: str
+) -> None:
+    await session.refresh()
+    async with httpx2.AsyncClient(
+        base_url=frozen.api_url, headers={"Authorization": f"Bearer {session.session_token}"}
+    ) as client:
+        for path in ("orders", "orders/dry-run"):
+            response = await client.post(f"/accounts/{frozen.account_number}/{path}", content=body)
+            assert response.status_code == 422, response.text
+            errors = response.json()["error"]["errors"]
+            assert code in {e["code"] for e in errors}
+            assert all(e["message"] for e in errors)
+    assert frozen.orders() == []
