@@ -146,3 +146,17 @@ async def test_audit_scrubs_secrets_at_any_depth(db: Database) -> None:
     assert [e.entry_id for e in await db.audit.recent(1)] == [entry_id]
     with pytest.raises(InvalidValueError):
         await db.audit.record("")
+
+
+async def test_with_status_filters_by_status_and_guild(db: Database) -> None:
+    first = await db.chases.create(new_chase("a"))
+    second = await db.chases.create(new_chase("b", guild_id=9))
+    await db.chases.update(second.chase_id, status="left_working")
+    both = await db.chases.with_status(["working", "left_working"])
+    assert [c.chase_id for c in both] == [first.chase_id, second.chase_id]
+    assert [c.chase_id for c in await db.chases.with_status(["left_working"], guild_id=9)] == [
+        second.chase_id
+    ]
+    assert await db.chases.with_status([]) == []
+    with pytest.raises(InvalidValueError, match="unknown chase status"):
+        await db.chases.with_status(["done"])
