@@ -111,7 +111,7 @@ class Routes:
             ("PUT", a + r"/orders/(?P<id>[^/]+)", self.replace),
             ("DELETE", a + r"/orders/(?P<id>[^/]+)", self.cancel),
             ("GET", r"/market-data/by-type", self.market_data_by_type),
-            ("GET", r"/market-data/(?P<type>[^/]+)/(?P<symbol>[^/]+)", self.market_data),
+            ("GET", r"/market-data/(?P<type>[^/]+)/(?P<symbol>.+)", self.market_data),
             ("GET", r"/instruments/equities", self.equities),
             ("GET", r"/instruments/equities/(?P<symbol>[^/]+)", self.equity),
             ("GET", r"/instruments/equity-options/(?P<symbol>[^/]+)", self.option),
@@ -335,10 +335,16 @@ class Routes:
         return ok({"items": items}, pagination=None)
 
     async def market_data(self, call: Call) -> Reply:
-        wanted = call.params["type"].lower().replace(" ", "-")
+        wanted = MARKET_DATA_KEYS.get(call.params["type"].lower().replace(" ", "-"))
         symbol = call.params["symbol"]
+        # The SDK puts the symbol in the path unencoded: `/ESZ6` arrives as `//ESZ6` and
+        # the client drops the `./` of a future option as a dot segment. Put them back.
+        if wanted is Kind.FUTURE:
+            symbol = "/" + symbol.lstrip("/")
+        elif wanted is Kind.FUTURE_OPTION and not symbol.startswith("./"):
+            symbol = "./" + symbol.lstrip("/")
         instrument = self.ex.universe.lookup(symbol)
-        if instrument is None or MARKET_DATA_KEYS.get(wanted) is not instrument.kind:
+        if instrument is None or wanted is not instrument.kind:
             raise HttpError(404, "not_found", f"No market data for {symbol!r}.")
         return ok(self.ex.market.market_data(instrument))
 

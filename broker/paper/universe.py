@@ -400,7 +400,9 @@ class Universe:
         expirations = self.chains.get(root)
         if expirations is None:
             return None
-        day = datetime.strptime(match.group(2), "%y%m%d").date()
+        day = _parse_day(match.group(2))
+        if day is None:
+            return None
         strike = (Decimal(match.group(4)) / 1000).normalize()
         for expiration in expirations:
             if expiration.day == day and strike in expiration.strikes:
@@ -414,7 +416,9 @@ class Universe:
         future = self.futures.get("/" + match.group(1))
         if future is None:
             return None
-        day = datetime.strptime(match.group(3), "%y%m%d").date()
+        day = _parse_day(match.group(3))
+        if day is None:
+            return None
         strike = Decimal(match.group(5)).normalize()
         for expiration in self.future_option_chains.get(future.product.code, ()):
             if (
@@ -453,6 +457,13 @@ class Universe:
                         )
                     )
         return out
+
+
+def _parse_day(yymmdd: str) -> date | None:
+    try:
+        return datetime.strptime(yymmdd, "%y%m%d").date()
+    except ValueError:
+        return None
 
 
 def future_option_symbol(

@@ -131,6 +131,11 @@ async def test_market_data_by_type(frozen: PaperExchange, session: Session) -> N
         session, frozen.universe.options_of("SPY")[100].symbol, InstrumentType.EQUITY_OPTION
     )
     assert spy_option.mid is not None
+    # the SDK sends these unencoded (`//ESZ6`, and `./` is dropped as a dot segment)
+    future = await get_market_data(session, "/ESZ6", InstrumentType.FUTURE)
+    assert future.symbol == "/ESZ6"
+    future_option = await get_market_data(session, fop, InstrumentType.FUTURE_OPTION)
+    assert future_option.symbol == fop
 
 
 async def test_market_data_accepts_comma_lists_and_limits(
