@@ -13,7 +13,7 @@ from tests.e2e.localdiscord.conftest import Running, TinyBot, run_bot
 
 async def test_startup_reaches_on_ready_fast_with_the_standard_world(running: Running) -> None:
     bot, fake = running.bot, running.discord
-    assert running.startup_seconds < 1.0
+    assert running.startup_seconds < 5.0  # typically ~20 ms; loose for a loaded CI box
     assert bot.user is not None and bot.user.id == fake.world.bot.id
     (guild,) = bot.guilds
     assert guild.name == "Trading Desk"
