@@ -74,8 +74,8 @@ class PaperConfig:
     port: int = 0
     # When False only `provider_secret` / `refresh_tokens` are accepted at /oauth/token.
     accept_any_credentials: bool = True
-    provider_secret: str | None = None
-    refresh_tokens: tuple[str, ...] = ()
+    provider_secret: str | None = field(default=None, repr=False)
+    refresh_tokens: tuple[str, ...] = field(default=(), repr=False)
     account_number: str = "5WT00001"
     cash_account: bool = False
     starting_cash: Decimal = Decimal("100000")

@@ -124,3 +124,10 @@ async def test_strict_credentials() -> None:
         async with session:
             await session.refresh()
             assert exchange.oauth_grants == 1
+
+
+def test_config_repr_hides_credentials() -> None:
+    config = frozen_config(
+        accept_any_credentials=False, provider_secret="s3cret", refresh_tokens=("r3fresh",)
+    )
+    assert "s3cret" not in repr(config) and "r3fresh" not in repr(config)
