@@ -1,38 +1,47 @@
-"""Fetching one page of a paginated Tastytrade list, and walking a list page by page.
+"""Fetching paginated Tastytrade lists page by page, through the SDK's client and models.
 
 Why not `Account.get_history(page_offset=None)`: it accumulates every page before it
 returns, so nothing could be written page by page, and neither it nor the one-page form
-(`page_offset=k`) returns the pagination envelope (total items, for the progress estimate).
-`fetch_page` therefore does for one page exactly what the SDK's `Session._paginate` does
-(same client, so the same base URL, auth header, token refresh and response hooks; the
-SDK's `validate_response` for errors; the SDK's models for the items), keeping the
-envelope. The items are validated as one list straight from the response bytes through a
-pydantic adapter over the SDK model: the same validators as the SDK's per-item
-``model(**item)``, about a quarter faster on 100,000 transactions.
+(`page_offset=k`) returns the pagination envelope (totals, for progress and for knowing
+whether another page follows). So a page is fetched the way the SDK's `Session._paginate`
+fetches one (same client: base URL, auth header, token refresh and response hooks; the
+SDK's `validate_response` for errors) and its items are validated by the SDK's model, as
+one list straight from the response bytes through a pydantic adapter (the same
+validators as the SDK's per-item ``model(**item)``, about a quarter faster).
 
-Walking (`walk`): keyset pagination in ascending order. Each request asks for the rows at
-or after the cursor (``start-at`` = the timestamp of the last row already received,
-``page-offset=0``), rather than for page k of a fixed query. An order updated while the
-walk runs moves to the end of the list; with page offsets that shifts every later row one
-place back and one row would be skipped, with a cursor nothing is skipped. The rows at the
-cursor's own timestamp come back again and are dropped by id. When a full page carries no
-progress (more rows share one timestamp than fit a page) or arrives out of order (the
-broker ignored the sort), the walk falls back to page offsets over the same query.
+Two ways to walk a list, both ascending:
+
+- `walk_by_offset` (transactions): pages of one fixed query, the request for page k+1
+  sent as soon as page k has arrived, so the broker prepares the next page while this one
+  is parsed and written. Safe for lists that only ever gain rows: rows inserted behind
+  the walk shift later rows forward, so some rows are read twice (dropped by id), none
+  is skipped.
+- `walk_by_cursor` (orders): each request asks for the rows at or after the last key
+  received (``start-at``, page 0). An order updated during the walk moves to the end of
+  the list, which with page offsets would shift every later row one place back and skip
+  one; with a cursor nothing is skipped. When a full page brings no progress on the key
+  (more equal timestamps than fit a page) or arrives unsorted, it pages by offset instead.
+
+Every request goes through `BrokerSession.read` (timeouts, retries with backoff on
+429/5xx/network errors, one re-auth on 401); a failure that survives the retries raises
+`BrokerError` and ends the walk.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import pairwise
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from tastytrade import Session
 from tastytrade.utils import validate_response
 
-from broker.session import BrokerSession
+from broker.session import BrokerError, BrokerSession, ErrorCategory
 
 M = TypeVar("M")
 
@@ -52,22 +61,28 @@ class _Envelope(BaseModel, Generic[M]):
 class Page(Generic[M]):
     items: list[M]
     total_items: int | None  # rows matching the query (from the envelope), when given
+    total_pages: int | None
 
 
-async def fetch_page(
-    sdk: Session, envelope: type[_Envelope[M]], path: str, params: Mapping[str, object]
-) -> Page[M]:
-    """One page of a paginated list (`Session._paginate` for a single page)."""
-    await sdk.refresh()  # no-op unless the token is about to expire (as in every SDK call)
-    query = {key: _text(value) for key, value in params.items() if value is not None}
-    response = await sdk._client.get(path, params=query)
-    validate_response(response)
-    parsed = envelope.model_validate_json(response.content)
-    total = None
-    if parsed.pagination is not None:
-        raw_total = parsed.pagination.get("total-items")
-        total = raw_total if isinstance(raw_total, int) else None
-    return Page(parsed.data.items, total)
+@dataclass(frozen=True, slots=True)
+class WalkedPage(Generic[M]):
+    """A page of rows not seen before in this walk."""
+
+    items: list[M]
+    fetched: int  # rows the broker sent, including repeats
+    estimated_remaining: int | None  # rows still expected after this page, when known
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery(Generic[M]):
+    """A paginated list sorted ascending by `key` (a timestamp), filtered on it by
+    ``start-at``; rows are told apart by `row_id`."""
+
+    path: str
+    model: type[M]
+    per_page: int
+    key: Callable[[M], datetime]
+    row_id: Callable[[M], int]
 
 
 def _text(value: object) -> str:
@@ -77,64 +92,125 @@ def _text(value: object) -> str:
     return str(value)
 
 
+async def _fetch_body(sdk: Session, path: str, params: Mapping[str, object]) -> bytes:
+    """One raw page (`Session._paginate` for a single page, minus the parsing)."""
+    await sdk.refresh()  # no-op unless the token is about to expire (as in every SDK call)
+    query = {key: _text(value) for key, value in params.items() if value is not None}
+    response = await sdk._client.get(path, params=query)
+    validate_response(response)
+    return response.content
+
+
+def _fetcher(path: str, params: Mapping[str, object]) -> Callable[[Session], Awaitable[bytes]]:
+    async def call(sdk: Session) -> bytes:
+        return await _fetch_body(sdk, path, params)
+
+    return call
+
+
 def envelope_of(model: type[M]) -> type[_Envelope[M]]:
-    """The envelope model for lists of `model` (build once per model, it is cached)."""
+    """The envelope model for lists of `model` (pydantic caches the parametrisation)."""
     return _Envelope[model]  # type: ignore[valid-type]
 
 
-@dataclass(frozen=True, slots=True)
-class WalkedPage(Generic[M]):
-    """A page of new rows (rows already seen at the cursor removed)."""
-
-    items: list[M]
-    fetched: int  # rows the broker sent, including repeats
-    estimated_remaining: int | None  # rows still expected after this page, when known
-
-
-@dataclass(frozen=True, slots=True)
-class ListQuery(Generic[M]):
-    """A paginated list sorted ascending by `key` (a timestamp) and filtered on it by
-    ``start-at``; rows are told apart by `row_id`."""
-
-    path: str
-    model: type[M]
-    per_page: int
-    key: Callable[[M], datetime]
-    row_id: Callable[[M], int]
-    extra: Mapping[str, object]
+def parse_page(envelope: type[_Envelope[M]], body: bytes) -> Page[M]:
+    try:
+        parsed = envelope.model_validate_json(body)
+    except ValidationError:
+        raise BrokerError(
+            ErrorCategory.CONTRACT, "Tastytrade sent a page this bot could not understand."
+        ) from None
+    pagination = parsed.pagination or {}
+    total_items = pagination.get("total-items")
+    total_pages = pagination.get("total-pages")
+    return Page(
+        parsed.data.items,
+        total_items if isinstance(total_items, int) else None,
+        total_pages if isinstance(total_pages, int) else None,
+    )
 
 
-async def walk(
+def _params(query: ListQuery[M], offset: int, start: datetime | None) -> dict[str, object]:
+    return {"per-page": query.per_page, "page-offset": offset, "sort": "Asc", "start-at": start}
+
+
+def _remaining(page: Page[M], offset: int, per_page: int) -> int | None:
+    if page.total_items is None:
+        return None
+    return max(page.total_items - offset * per_page - len(page.items), 0)
+
+
+async def walk_by_offset(
     session: BrokerSession, query: ListQuery[M], start: datetime | None
 ) -> AsyncGenerator[WalkedPage[M], None]:
-    """Yield the rows at or after `start` (everything when None), page by page, ascending.
+    """The rows at or after `start` (everything when None), page by page, ascending, with
+    the next page's request in flight while the consumer handles this one."""
+    envelope = envelope_of(query.model)
+    loop = asyncio.get_running_loop()
 
-    Every request goes through `BrokerSession.read` (timeouts, retries with backoff on
-    429/5xx/network errors, one re-auth on 401); a failure that survives the retries
-    raises `BrokerError` and ends the walk. The next request is only sent when the
-    consumer asks for the next page.
-    """
+    def request(offset: int) -> asyncio.Future[bytes]:
+        call = _fetcher(query.path, _params(query, offset, start))
+        return loop.create_task(session.read(call))
+
+    offset = 0
+    total_pages: int | None = None
+    current = request(0)
+    following: asyncio.Future[bytes] | None = None
+    seen: dict[int, datetime] = {}  # ids already yielded that a shifted page may repeat
+    try:
+        while True:
+            body = await current
+            if total_pages is not None and offset + 1 < total_pages:
+                following = request(offset + 1)  # before parsing: the broker works meanwhile
+            page = parse_page(envelope, body)
+            total_pages = page.total_pages
+            rows = page.items
+            done = len(rows) < query.per_page or total_pages is None or offset + 1 >= total_pages
+            fresh = []
+            for row in rows:
+                row_id = query.row_id(row)
+                if row_id not in seen:
+                    seen[row_id] = query.key(row)
+                    fresh.append(row)
+            if rows:
+                # Later pages only hold keys from this page's first key on: forget the rest.
+                floor = query.key(rows[0])
+                seen = {row_id: key for row_id, key in seen.items() if key >= floor}
+            remaining = 0 if done else _remaining(page, offset, query.per_page)
+            if not done and following is None:
+                following = request(offset + 1)
+            yield WalkedPage(fresh, len(rows), remaining)
+            if done:
+                return
+            offset += 1
+            assert following is not None
+            current, following = following, None
+    finally:
+        for pending in (current, following):
+            if pending is not None and not pending.done():
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await pending
+
+
+async def walk_by_cursor(
+    session: BrokerSession, query: ListQuery[M], start: datetime | None
+) -> AsyncGenerator[WalkedPage[M], None]:
+    """The rows at or after `start` (everything when None), page by page, ascending; each
+    request starts at the last key received."""
     envelope = envelope_of(query.model)
     cursor = start
     offset = 0
     by_offset = False  # once the broker is seen not to sort, page by offset to the end
     seen: set[int] = set()  # ids already yielded that the next request may repeat
     while True:
-        params: dict[str, object] = {
-            "per-page": query.per_page,
-            "page-offset": offset,
-            "sort": "Asc",
-            "start-at": cursor,
-            **query.extra,
-        }
-        page = await session.read(_page_call(envelope, query.path, params))
+        body = await session.read(_fetcher(query.path, _params(query, offset, cursor)))
+        page = parse_page(envelope, body)
         rows = page.items
         fresh = [row for row in rows if query.row_id(row) not in seen]
         done = len(rows) < query.per_page
-        remaining = None
-        if page.total_items is not None:
-            remaining = max(page.total_items - offset * query.per_page - len(rows), 0)
-        yield WalkedPage(fresh, len(rows), 0 if done else remaining)
+        remaining = 0 if done else _remaining(page, offset, query.per_page)
+        yield WalkedPage(fresh, len(rows), remaining)
         if done:
             return
         keys = [query.key(row) for row in rows]
@@ -149,12 +225,3 @@ async def walk(
             # holds), or an unsorted list: the next page of the same query.
             offset += 1
             seen.update(query.row_id(row) for row in rows)
-
-
-def _page_call(
-    envelope: type[_Envelope[M]], path: str, params: Mapping[str, object]
-) -> Callable[[Session], Awaitable[Page[M]]]:
-    async def call(sdk: Session) -> Page[M]:
-        return await fetch_page(sdk, envelope, path, params)
-
-    return call

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import structlog
 from tastytrade import Account as SdkAccount
@@ -36,7 +36,7 @@ from broker.sync.mapping import (
     transaction_record,
 )
 from broker.sync.models import Stage, SyncProgress, SyncResult, SyncSettings
-from broker.sync.pages import ListQuery, WalkedPage, walk
+from broker.sync.pages import ListQuery, WalkedPage, walk_by_cursor, walk_by_offset
 from storage import Database, InvalidValueError, Order
 
 __all__ = ["SyncRunner"]
@@ -58,11 +58,13 @@ class _Counters:
     orders: int = 0
     live_orders: int = 0
     positions: int = 0
-    remaining: int | None = None  # rows the current list still has to deliver
+    # Rows each paginated list still has to deliver (from the broker's totals).
+    remaining: dict[Stage, int | None] = field(default_factory=dict)
 
     @property
     def estimate(self) -> int | None:
-        return None if self.remaining is None else self.rows + self.remaining
+        known = [value for value in self.remaining.values() if value is not None]
+        return self.rows + sum(known) if known else None
 
 
 class SyncRunner:
@@ -121,12 +123,16 @@ class SyncRunner:
                 None if full or mark is None else _minus(mark.last_order_updated_at, overlap)
             )
             before = await self._db.transactions.count(self._env, self._number)
-            await self._transactions(tx_start)
+            # Independent lists: fetched concurrently (one round trip of latency instead of
+            # five); each page still commits on its own, in order within its list.
+            await _together(
+                self._transactions(tx_start),
+                self._orders(order_start),
+                self._live_orders(account),
+                self._positions(account),
+                self._balances(account),
+            )
             new_transactions = await self._db.transactions.count(self._env, self._number) - before
-            await self._orders(order_start)
-            await self._live_orders(account)
-            await self._positions(account)
-            await self._balances(account)
             finished = self._clock()
             await self._db.accounts.mark_synced(self._env, self._number, finished)
             await self._db.sync.finish(self._run_id, "succeeded")
@@ -138,7 +144,7 @@ class SyncRunner:
                 ) from None
             raise
         counters = self._counters
-        counters.remaining = 0
+        counters.remaining = {Stage.DONE: 0}  # the estimate is now exact
         self._announce(Stage.DONE)
         return SyncResult(
             run_id=self._run_id,
@@ -176,14 +182,12 @@ class SyncRunner:
         return self.account
 
     async def _transactions(self, start: datetime | None) -> None:
-        self._announce(Stage.TRANSACTIONS)
         query: ListQuery[SdkTransaction] = ListQuery(
             path=f"/accounts/{self._number}/transactions",
             model=SdkTransaction,
             per_page=self._settings.transactions_per_page,
             key=lambda tx: tx.executed_at,
             row_id=lambda tx: tx.id,
-            extra={},
         )
         env = self._env
 
@@ -200,22 +204,24 @@ class SyncRunner:
                         last_transaction_executed_at=last.executed_at,
                         last_transaction_id=last.transaction_id,
                     )
-                    await self._count_page(len(records), page.estimated_remaining)
+                    await self._count_page(
+                        Stage.TRANSACTIONS, len(records), page.estimated_remaining
+                    )
                 self._counters.transactions += len(records)
 
             return write
 
-        await self._pipeline(walk(self._session, query, start), prepare)
+        await self._pipeline(
+            Stage.TRANSACTIONS, walk_by_offset(self._session, query, start), prepare
+        )
 
     async def _orders(self, start: datetime | None) -> None:
-        self._announce(Stage.ORDERS)
         query: ListQuery[PlacedOrder] = ListQuery(
             path=f"/accounts/{self._number}/orders",
             model=PlacedOrder,
             per_page=self._settings.orders_per_page,
             key=lambda order: order.updated_at,
             row_id=lambda order: order.id,
-            extra={},
         )
         env = self._env
 
@@ -229,25 +235,23 @@ class SyncRunner:
                     await self._db.sync.set_watermark(
                         env, self._number, last_order_updated_at=newest
                     )
-                    await self._count_page(len(records), page.estimated_remaining)
+                    await self._count_page(Stage.ORDERS, len(records), page.estimated_remaining)
                 self._counters.orders += len(records)
 
             return write
 
-        await self._pipeline(walk(self._session, query, start), prepare)
+        await self._pipeline(Stage.ORDERS, walk_by_cursor(self._session, query, start), prepare)
 
     async def _live_orders(self, account: SdkAccount) -> None:
         """Today's orders and working GTC orders (also those the history has not caught up on)."""
-        self._announce(Stage.LIVE_ORDERS)
         orders = await self._session.read(account.get_live_orders)
         records: list[Order] = [order_record(self._env, order) for order in orders]
         async with self._db.transaction():
             await self._db.orders.upsert_many(records)
-            await self._count_page(len(records), None)
+            await self._count_page(Stage.LIVE_ORDERS, len(records))
         self._counters.live_orders = len(records)
 
     async def _positions(self, account: SdkAccount) -> None:
-        self._announce(Stage.POSITIONS)
         include_marks = self._settings.include_marks or None
         positions = await self._session.read(
             lambda sdk: account.get_positions(sdk, include_marks=include_marks)
@@ -255,20 +259,20 @@ class SyncRunner:
         records = [position_record(self._env, position) for position in positions]
         async with self._db.transaction():
             await self._db.positions.replace_for_account(self._env, self._number, records)
-            await self._count_page(len(records), None)
+            await self._count_page(Stage.POSITIONS, len(records))
         self._counters.positions = len(records)
 
     async def _balances(self, account: SdkAccount) -> None:
-        self._announce(Stage.BALANCES)
         balance = await self._session.read(account.get_balances)
         async with self._db.transaction():
             await self._db.balances.add_snapshot(balance_record(self._env, balance))
-            await self._count_page(1, None)
+            await self._count_page(Stage.BALANCES, 1)
 
     # ------------------------------------------------------------------ helpers
 
     async def _pipeline(
         self,
+        stage: Stage,
         pages: AsyncGenerator[WalkedPage[M], None],
         prepare: Callable[[WalkedPage[M]], Callable[[], Awaitable[None]]],
     ) -> None:
@@ -276,16 +280,16 @@ class SyncRunner:
         pending: asyncio.Task[None] | None = None
         try:
             async for page in pages:
-                self._counters.remaining = page.estimated_remaining
                 write = prepare(page) if page.items else None
                 if pending is not None:
-                    await pending
+                    await asyncio.shield(pending)  # a stop lets the write in progress finish
                     pending = None
                 if write is not None:
                     pending = asyncio.ensure_future(write())
             if pending is not None:
-                await pending
+                await asyncio.shield(pending)
                 pending = None
+            self._counters.remaining[stage] = 0
         finally:
             if pending is not None:
                 # The walk failed or was cancelled: let the page already handed to the
@@ -294,15 +298,17 @@ class SyncRunner:
                     await asyncio.shield(pending)
             await pages.aclose()
 
-    async def _count_page(self, rows: int, remaining: int | None) -> None:
+    async def _count_page(self, stage: Stage, rows: int, remaining: int | None = 0) -> None:
         """Inside the page's transaction: the run's progress row moves with the page."""
         counters = self._counters
-        estimate = None if remaining is None else counters.rows + rows + remaining
+        counters.remaining[stage] = remaining
+        estimate = counters.estimate
+        if estimate is not None:
+            estimate += rows
         await self._db.sync.progress(self._run_id, pages=1, rows=rows, estimated_total=estimate)
         counters.pages += 1
         counters.rows += rows
-        counters.remaining = remaining
-        self._announce(self._stage)
+        self._announce(stage)
 
     def _announce(self, stage: Stage) -> None:
         self._stage = stage
@@ -353,3 +359,21 @@ class SyncRunner:
 
 def _minus(moment: datetime | None, overlap: timedelta) -> datetime | None:
     return None if moment is None else moment - overlap
+
+
+async def _together(*jobs: Coroutine[Any, Any, None]) -> None:
+    """Run the jobs concurrently; the first failure stops the others and is raised.
+
+    A stopped job finishes the page write it started (pages commit or roll back whole).
+    """
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in tasks:
+        if task in done and not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]

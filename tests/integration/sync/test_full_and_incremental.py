@@ -63,13 +63,17 @@ async def test_full_sync_of_thousands_of_transactions_over_many_pages(
     assert result.transactions_written == result.new_transactions == len(truth)
     assert result.orders_written == len(orders)
 
-    # Many pages, ascending, at the configured page size, walked by cursor.
+    # Many pages, ascending, at the configured page size: transactions by page offset (one
+    # request per page, none repeated), orders by cursor.
     tx_requests = [q for _, path, q in requests if path.endswith("/transactions")]
-    assert len(tx_requests) >= len(truth) // TX_PER_PAGE
+    assert len(tx_requests) == -(-len(truth) // TX_PER_PAGE)
     assert all(q["per-page"] == [str(TX_PER_PAGE)] and q["sort"] == ["Asc"] for q in tx_requests)
-    assert "start-at" not in tx_requests[0] and all("start-at" in q for q in tx_requests[1:])
+    assert sorted(int(q["page-offset"][0]) for q in tx_requests) == list(range(len(tx_requests)))
+    assert not any("start-at" in q for q in tx_requests)
     order_requests = [q for _, path, q in requests if path.endswith("/orders")]
     assert len(order_requests) >= len(orders) // ORDERS_PER_PAGE
+    assert all(q["page-offset"] == ["0"] for q in order_requests)
+    assert "start-at" not in order_requests[0] and all("start-at" in q for q in order_requests[1:])
 
     # Values: signs, fees and prices survive the trip.
     sample = next(tx for tx in truth if tx.transaction_type == "Trade" and tx.value < 0)
@@ -118,7 +122,8 @@ async def test_full_sync_of_thousands_of_transactions_over_many_pages(
     assert [u.stage for u in updates][-1] is Stage.DONE
     tx_updates = [u for u in updates if u.stage is Stage.TRANSACTIONS and u.pages_done]
     assert tx_updates and all(u.estimated_total for u in tx_updates)
-    assert tx_updates[0].estimated_total == len(truth)
+    assert all(u.estimated_total >= u.rows_written for u in tx_updates)  # type: ignore[operator]
+    assert max(u.estimated_total or 0 for u in updates) >= len(truth)
     assert all(a.rows_written <= b.rows_written for a, b in itertools.pairwise(updates))
     assert updates[-1].rows_written == result.rows_written == updates[-1].estimated_total
 
@@ -175,12 +180,12 @@ async def test_incremental_sync_with_nothing_new_costs_a_handful_of_small_reques
     result = await sync.run(broker, ENV, number)
 
     paths = [path for _, path, _ in _requests_since(exchange, first)]
-    assert paths == [
-        f"/accounts/{number}/transactions",
+    assert sorted(paths) == [  # sent concurrently: one round trip of latency
+        f"/accounts/{number}/balances/USD",
         f"/accounts/{number}/orders",
         f"/accounts/{number}/orders/live",
         f"/accounts/{number}/positions",
-        f"/accounts/{number}/balances/USD",
+        f"/accounts/{number}/transactions",
     ]
     assert result.kind == "incremental" and result.new_transactions == 0
     # Only the overlap window (an hour before the watermark) is read again.
