@@ -71,3 +71,10 @@ async def test_real_time_mode_fills_resting_orders_without_clock_steps() -> None
             before = exchange.clock.now()
             await asyncio.sleep(0.05)
             assert exchange.clock.now() > before  # the clock follows wall time
+
+
+async def test_shared_fixtures(paper_exchange: PaperExchange, sdk_session: Session) -> None:
+    [account] = await Account.get(sdk_session)
+    assert account.account_number == paper_exchange.account_number
+    assert paper_exchange.clock.real_time
+    assert paper_exchange.streamer_url == f"ws://127.0.0.1:{paper_exchange.port}/streamer"
