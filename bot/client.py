@@ -46,6 +46,7 @@ class TTBot(commands.Bot):
         extensions: Sequence[str] = DEFAULT_EXTENSIONS,
         dev_guild_id: int | None = None,
         progress_interval: float = 1.0,
+        confirm_timeout: float = 60.0,
         **options: Any,
     ) -> None:
         super().__init__(
@@ -61,6 +62,7 @@ class TTBot(commands.Bot):
         self.service = service
         self.dev_guild_id = dev_guild_id
         self.progress_interval = progress_interval  # min seconds between progress edits
+        self.confirm_timeout = confirm_timeout  # how long Confirm/Cancel buttons stay live
         self._extensions = tuple(extensions)
         self._seen_messages: OrderedDict[int, None] = OrderedDict()
         # (guild, channel) pairs where an admin was already told `!tt` is not enabled there

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import shlex
 import sys
 from collections.abc import Callable
@@ -89,11 +90,37 @@ class Console:
         if text.startswith("/"):
             return await self._directive(text)
         try:
-            await self.discord.say(self.user, self.channel, text)
+            await self.discord.say(self.user, self.channel, self.as_discord_client(text))
         except (ValueError, LookupError) as exc:
             self.write(f"! {exc}\n")
         await self.stack.settle()
         return True
+
+    def as_discord_client(self, text: str) -> str:
+        """Turn `#channel` and `@Role`/`@user` into mentions, as the Discord client does."""
+        guild = self.discord.world.guilds[0]
+
+        def channel(match: re.Match[str]) -> str:
+            try:
+                return guild.channel(match.group(1)).mention
+            except LookupError:
+                return match.group(0)
+
+        def role_or_user(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name in ("everyone", "here"):
+                return match.group(0)  # sent as typed; the bot must never ping them
+            try:
+                return guild.role(name).mention
+            except LookupError:
+                pass
+            try:
+                return self.discord.world.user(name).mention
+            except LookupError:
+                return match.group(0)
+
+        text = re.sub(r"(?<![<\w])#([\w-]+)", channel, text)
+        return re.sub(r"(?<![<\w])@([A-Za-z][\w-]*)", role_or_user, text)
 
     async def _directive(self, text: str) -> bool:
         name, _, rest = text.partition(" ")

@@ -168,8 +168,10 @@ def fill_embed(notice: FillNotice, *, author_mention: str | None = None) -> disc
             f"start {fmt.price(notice.start_price)} → final {fmt.price(notice.final_price)}"
             f" in {notice.steps} step(s)"
         )
-        if notice.improvement is not None:
-            chase += f"; {fmt.price(notice.improvement)} better than natural"
+        if notice.improvement is not None and notice.improvement > 0:
+            chase += f"; {fmt.price(notice.improvement)} better than the natural price"
+        elif notice.improvement is not None and notice.improvement == 0:
+            chase += "; at the natural price"
         embed.add_field(name="Chase", value=chase, inline=False)
     if notice.reason:
         embed.add_field(name="Reason", value=fmt.sanitize(notice.reason, limit=1000), inline=False)

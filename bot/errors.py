@@ -81,6 +81,14 @@ async def handle_command_error(ctx: commands.Context[commands.Bot], error: BaseE
         await reply(ctx, f"Missing `{error.param.name}`. {usage(ctx.command)}")
         return
 
+    if isinstance(error, commands.TooManyArguments):
+        await reply(
+            ctx,
+            f"I couldn't read all of that (unknown channel, role or extra words). "
+            f"{usage(ctx.command)}",
+        )
+        return
+
     if isinstance(error, commands.UserInputError | app_commands.TransformerError):
         await reply(ctx, f"{_first_line(error)} {usage(ctx.command)}")
         return

@@ -36,8 +36,9 @@ def money(amount: Decimal | None, *, signed: bool = False) -> str:
     """`$1,234.50`; with `signed`, a leading +/- (negative = money out)."""
     if amount is None:
         return "—"
-    sign = "-" if amount < 0 else ("+" if signed and amount > 0 else "")
-    return f"{sign}${abs(amount):,.2f}"
+    cents = amount.quantize(Decimal("0.01"))  # sign of what is shown, not of dust below it
+    sign = "-" if cents < 0 else ("+" if signed and cents > 0 else "")
+    return f"{sign}${abs(cents):,.2f}"
 
 
 def plain_number(value: Decimal | None) -> str:

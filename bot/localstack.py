@@ -25,7 +25,7 @@ from bot.config import Config, load_config
 from bot.localdiscord import LocalDiscord, World, standard_world
 from bot.runtime import Runtime, RuntimeOptions, open_runtime
 from bot.simclock import ManualClock
-from broker.paper import PaperConfig, PaperExchange
+from broker.paper import FillModelConfig, PaperConfig, PaperExchange
 from broker.paper import calendar as paper_calendar
 from broker.service.models import Environment
 
@@ -61,6 +61,7 @@ class StackOptions:
     confirm_ttl_seconds: float = 60.0
     poll_interval_s: float = 0.5
     configure_guild: bool = True
+    fills: FillModelConfig | None = None  # the paper fill model (tests pin it down)
     runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
     bot_options: dict[str, Any] = field(default_factory=dict)
 
@@ -101,7 +102,9 @@ class LocalStack:
         while loop.time() < deadline:
             await self.service.idle()
             mark = self.discord.mark
-            if mark == seen and not bot_busy(self.bot):
+            # A chase that is not waiting for simulated time is talking to the exchange.
+            chasing = len(self.runtime.engine.running()) > self.clock.sleepers
+            if mark == seen and not chasing and not bot_busy(self.bot):
                 return
             seen = mark
             await asyncio.sleep(quiet)

@@ -35,6 +35,7 @@ from broker.service.models import Environment
 from broker.service.orders import OrderDesk
 from broker.service.sync import SyncAdapter
 from broker.session import SessionManager
+from broker.sync import SyncService
 from storage.database import Database
 
 __all__ = ["Runtime", "RuntimeOptions", "open_runtime"]
@@ -58,7 +59,8 @@ class RuntimeOptions:
     reconcile_delay_s: float = 1.0
     cancel_settle_delay_s: float = 0.2
     watch_timeout_s: float = 900.0
-    extra: dict[str, object] = field(default_factory=dict)
+    # Point sandbox/live at other (local) exchanges: tests only, never in production.
+    endpoints: dict[Environment, PaperEndpoints] = field(default_factory=dict)
 
 
 @dataclass
@@ -182,7 +184,12 @@ async def open_runtime(
             },
         )
         brokers = BrokerDirectory(
-            db, sessions, guilds, paper=paper.endpoints, logins=_logins(config)
+            db,
+            sessions,
+            guilds,
+            paper=paper.endpoints,
+            logins=_logins(config),
+            endpoints=options.endpoints,
         )
         orders = OrderDesk(
             db, guilds, brokers, engine, now=now, confirm_ttl_seconds=options.confirm_ttl_seconds
@@ -190,6 +197,8 @@ async def open_runtime(
         views = AccountViews(
             db, builder=orders.builder, today=lambda: now().astimezone(EXCHANGE_TZ).date()
         )
+        sync = SyncService(db, clock=now)
+        stack.push_async_callback(sync.stop)
         service = TradingService(
             db=db,
             guilds=guilds,
@@ -198,7 +207,7 @@ async def open_runtime(
             bus=bus,
             orders=orders,
             views=views,
-            syncer=SyncAdapter(db, now=now),
+            syncer=SyncAdapter(db, sync),
             streamers=_FillTracking(hub, guilds),
             now=now,
             encryption_configured=keyring.configured,
@@ -206,6 +215,7 @@ async def open_runtime(
         )
         await service.start()
         stack.push_async_callback(service.close)
+        sync.start_scheduler(config.sync_interval_seconds, service.sync_targets)
         yield Runtime(
             service=service,
             db=db,

@@ -66,6 +66,7 @@ class BrokerDirectory:
         *,
         paper: Callable[[], Awaitable[PaperEndpoints]],
         logins: Mapping[Environment, tuple[Secret, Secret]],
+        endpoints: Mapping[Environment, PaperEndpoints] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
@@ -73,8 +74,12 @@ class BrokerDirectory:
         self._guilds = guilds
         self._paper = paper
         self._logins = dict(logins)
+        # Tests point sandbox/live at local exchanges; production leaves this empty.
+        self._endpoints = dict(endpoints or {})
         self._monotonic = monotonic
         self._accounts: dict[str, tuple[float, list[Account]]] = {}
+        # Accounts in use since start (for scheduled syncs): (environment, account) -> context
+        self.active: dict[tuple[str, str], BrokerContext] = {}
 
     @property
     def sessions(self) -> SessionManager:
@@ -120,6 +125,7 @@ class BrokerDirectory:
                     provider_secret=Secret(stored.provider_secret.reveal()),
                     refresh_token=Secret(stored.refresh_token.reveal()),
                     label=f"guild:{guild_id}:{environment.value}",
+                    **self._urls(environment),
                 ),
                 CredentialSource.GUILD,
             )
@@ -135,9 +141,16 @@ class BrokerDirectory:
                 provider_secret=login[0],
                 refresh_token=login[1],
                 label=f"config:{environment.value}",
+                **self._urls(environment),
             ),
             CredentialSource.CONFIG,
         )
+
+    def _urls(self, environment: Environment) -> dict[str, str]:
+        endpoints = self._endpoints.get(environment)
+        if endpoints is None:
+            return {}
+        return {"api_url": endpoints.api_url, "streamer_url": endpoints.streamer_url}
 
     async def has_credentials(self, guild_id: int, environment: Environment) -> bool:
         try:
@@ -162,7 +175,9 @@ class BrokerDirectory:
             raise ServiceError(f"These {env.value} credentials have no open accounts.")
         chosen = settings.default_account(env.value)
         account = next((a for a in accounts if a.account_number == chosen), accounts[0])
-        return BrokerContext(guild_id, env, session, account, source)
+        context = BrokerContext(guild_id, env, session, account, source)
+        self.active[(env.value, account.account_number)] = context
+        return context
 
     async def accounts(self, session: BrokerSession) -> list[Account]:
         key = session.label
@@ -191,6 +206,7 @@ class BrokerDirectory:
             provider_secret=Secret(secret),
             refresh_token=Secret(refresh),
             label=f"guild:{guild_id}:{environment.value}",
+            **self._urls(environment),
         )
         try:
             session = await self._sessions.get(credentials)

@@ -47,6 +47,7 @@ from broker.service.models import (
 from broker.service.orders import OrderDesk, OrderRequest
 from broker.service.progress import ProgressHub
 from broker.session import BrokerError
+from broker.sync import SyncTarget
 from storage.database import Database
 
 __all__ = ["AccountSync", "StreamerStatus", "TradingService"]
@@ -61,7 +62,12 @@ class AccountSync(Protocol):
     """What the service needs from the sync layer (`broker.sync`)."""
 
     async def sync(
-        self, context: BrokerContext, *, kind: str, progress: ProgressCallback | None
+        self,
+        context: BrokerContext,
+        *,
+        kind: str,
+        progress: ProgressCallback | None,
+        manual: bool = False,
     ) -> SyncSummary: ...
 
 
@@ -167,7 +173,10 @@ class TradingService:
     async def idle(self) -> None:
         """Wait until queued events and background refreshes are done (console, tests)."""
         for _ in range(3):
-            await self.bus.drain()
+            # Only our own subscription: other subscribers (the engine's) may legitimately
+            # wait for a chase that waits for time to pass.
+            if self._subscription is not None:
+                await self._subscription.queue.join()
             if self._background:
                 await asyncio.gather(*list(self._background), return_exceptions=True)
 
@@ -382,9 +391,17 @@ class TradingService:
         self, guild_id: int, *, kind: str, progress: ProgressCallback | None
     ) -> SyncSummary:
         context = await self.brokers.context(guild_id)
-        summary = await self.syncer.sync(context, kind=kind, progress=progress)
+        summary = await self.syncer.sync(context, kind=kind, progress=progress, manual=True)
         self.orders.positions_synced(context.environment.value, context.account_number)
         return summary
+
+    async def sync_targets(self) -> list[SyncTarget]:
+        """Accounts the scheduled sync keeps fresh: those this bot has served since start."""
+        return [
+            SyncTarget(c.session, c.environment.value, c.account_number, c.guild_id)
+            for c in self.brokers.active.values()
+            if not c.session.closed
+        ]
 
     async def accounts(self, guild_id: int) -> Scoped[list[AccountRow]]:
         context = await self.brokers.context(guild_id)

@@ -2,52 +2,60 @@
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
-from typing import Any
 
 from broker.service.brokers import BrokerContext
 from broker.service.errors import ServiceError
 from broker.service.models import SyncProgress, SyncSummary
 from broker.session import BrokerError
+from broker.sync import SyncProgress as RawProgress
+from broker.sync import SyncRateLimited, SyncService
 from storage.database import Database
 
 __all__ = ["SyncAdapter"]
 
 ProgressCallback = Callable[[SyncProgress], Awaitable[None]]
 
+_STAGE_NAMES = {
+    "starting": "starting",
+    "transactions": "transactions",
+    "orders": "orders",
+    "live_orders": "working orders",
+    "positions": "positions",
+    "balances": "balances",
+    "done": "done",
+    "failed": "failed",
+}
+
 
 class SyncAdapter:
     """Runs `broker.sync` for a guild's account and reports progress in service terms."""
 
-    def __init__(self, db: Database, *, now: Callable[[], datetime], service: Any = None) -> None:
+    def __init__(self, db: Database, service: SyncService) -> None:
         self._db = db
-        self._service = service
-
-    @property
-    def service(self) -> Any:
-        if self._service is None:
-            self._service = importlib.import_module("broker.sync").SyncService(self._db)
-        return self._service
+        self.service = service
 
     async def sync(
-        self, context: BrokerContext, *, kind: str, progress: ProgressCallback | None
+        self,
+        context: BrokerContext,
+        *,
+        kind: str,
+        progress: ProgressCallback | None,
+        manual: bool = False,
     ) -> SyncSummary:
         started = time.monotonic()
 
-        async def report(update: Any) -> None:
-            if progress is None:
-                return
-            await progress(
-                SyncProgress(
-                    pages_done=int(getattr(update, "pages_done", 0)),
-                    rows_written=int(getattr(update, "rows_written", 0)),
-                    estimated_total=getattr(update, "estimated_total", None),
-                    stage=str(getattr(update, "stage", "")),
+        async def report(update: RawProgress) -> None:
+            if progress is not None:
+                await progress(
+                    SyncProgress(
+                        pages_done=update.pages_done,
+                        rows_written=update.rows_written,
+                        estimated_total=update.estimated_total,
+                        stage=_STAGE_NAMES.get(update.stage.value, update.stage.value),
+                    )
                 )
-            )
 
         try:
             result = await self.service.run(
@@ -57,21 +65,23 @@ class SyncAdapter:
                 kind=kind,
                 progress=report,
                 guild_id=context.guild_id,
+                manual=manual,
             )
+        except SyncRateLimited as exc:
+            raise ServiceError(exc.message) from None
         except BrokerError as exc:
             raise ServiceError(f"Sync failed ({exc.category.value}): {exc.message}") from None
-        positions = await self._db.positions.for_account(
-            context.environment.value, context.account_number
-        )
-        orders = await self._db.orders.open_for_account(
+        except ValueError as exc:
+            raise ServiceError(f"Sync refused: {exc}") from None
+        open_orders = await self._db.orders.open_for_account(
             context.environment.value, context.account_number
         )
         return SyncSummary(
-            kind=str(getattr(result, "kind", kind)),
-            rows_written=int(getattr(result, "rows_written", 0)),
-            pages=int(getattr(result, "pages_done", 0)),
-            positions=len(positions),
-            open_orders=len(orders),
+            kind=result.kind,
+            rows_written=result.rows_written,
+            pages=result.pages_done,
+            positions=result.positions,
+            open_orders=len(open_orders),
             duration_seconds=time.monotonic() - started,
-            attached=bool(getattr(result, "attached", False)),
+            attached=result.attached,
         )

@@ -68,7 +68,9 @@ class AccountCommands(TTBase):
         scoped = await self.service.quote(self.guild_id(ctx), symbol)
         await self.send(ctx, embed=embeds.quote_embed(scoped.data, scoped.environment))
 
-    @TTBase.tt.command(name="sync", extras={"examples": ["!tt sync", "!tt sync full"]})
+    @TTBase.tt.command(
+        name="sync", ignore_extra=False, extras={"examples": ["!tt sync", "!tt sync full"]}
+    )
     @app_commands.describe(kind="auto (default), full or incremental")
     @app_commands.choices(kind=[app_commands.Choice(name=k, value=k) for k in SYNC_KINDS])
     async def tt_sync(self, ctx: Ctx, kind: str = "auto") -> None:
@@ -93,7 +95,11 @@ class AccountCommands(TTBase):
             await editor.close()
         await _edit(message, embed=embeds.sync_done_embed(summary, env, account))
 
-    @TTBase.tt.command(name="accounts", extras={"examples": ["!tt accounts", "!tt accounts 2"]})
+    @TTBase.tt.command(
+        name="accounts",
+        ignore_extra=False,
+        extras={"examples": ["!tt accounts", "!tt accounts 2"]},
+    )
     @app_commands.describe(choice="Admins: the # (or account number) to make this server's default")
     async def tt_accounts(self, ctx: Ctx, choice: str | None = None) -> None:
         """List the linked accounts; admins can choose the server's default one."""

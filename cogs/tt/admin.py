@@ -48,7 +48,9 @@ class AdminCommands(TTBase):
         """Show the allowed channels and the notifications channel."""
         await self._show_channels(ctx, self.settings_of(ctx))
 
-    @tt_channels.command(name="add", extras={"examples": ["!tt channels add #trading"]})
+    @tt_channels.command(
+        name="add", extras={"examples": ["!tt channels add #trading"]}, ignore_extra=False
+    )
     @app_commands.describe(channel="The channel to allow (default: this one)")
     async def channels_add(self, ctx: Ctx, channel: discord.TextChannel | None = None) -> None:
         """Allow `!tt` in a channel (default: this one)."""
@@ -56,7 +58,9 @@ class AdminCommands(TTBase):
         settings = await self.service.allow_channel(self.guild_id(ctx), target, allowed=True)
         await self._show_channels(ctx, settings, note=f"Enabled <#{target}>.")
 
-    @tt_channels.command(name="remove", extras={"examples": ["!tt channels remove #general"]})
+    @tt_channels.command(
+        name="remove", extras={"examples": ["!tt channels remove #general"]}, ignore_extra=False
+    )
     @app_commands.describe(channel="The channel to disallow (default: this one)")
     async def channels_remove(self, ctx: Ctx, channel: discord.TextChannel | None = None) -> None:
         """Stop answering `!tt` in a channel (default: this one)."""
@@ -64,7 +68,9 @@ class AdminCommands(TTBase):
         settings = await self.service.allow_channel(self.guild_id(ctx), target, allowed=False)
         await self._show_channels(ctx, settings, note=f"Disabled <#{target}>.")
 
-    @tt_channels.command(name="notify", extras={"examples": ["!tt channels notify #fills"]})
+    @tt_channels.command(
+        name="notify", extras={"examples": ["!tt channels notify #fills"]}, ignore_extra=False
+    )
     @app_commands.describe(channel="Where fill notifications go (leave empty: the order's channel)")
     async def channels_notify(self, ctx: Ctx, channel: discord.TextChannel | None = None) -> None:
         """Send fill notifications to one channel (no channel: back to each order's channel)."""
@@ -156,7 +162,9 @@ class AdminCommands(TTBase):
 
     # -- environments ----------------------------------------------------------------------
 
-    @TTBase.tt.command(name="env", extras={"examples": ["!tt env sandbox", "!tt env live"]})
+    @TTBase.tt.command(
+        name="env", ignore_extra=False, extras={"examples": ["!tt env sandbox", "!tt env live"]}
+    )
     @app_commands.describe(environment="paper (built-in), sandbox (Tastytrade cert) or live")
     async def tt_env(self, ctx: Ctx, environment: EnvName | None = None) -> None:
         """Show or switch this server's environment: paper, sandbox or live."""
@@ -235,7 +243,7 @@ class AdminCommands(TTBase):
             on_confirm=confirmed,
             on_cancel=cancelled,
             on_expire=expired,
-            timeout=60.0,
+            timeout=self.bot.confirm_timeout,
             danger=True,
         )
         message = await self.send(

@@ -38,11 +38,13 @@ class TTBase(commands.Cog):
     @commands.guild_only()
     async def tt(self, ctx: Ctx) -> None:
         """tt-bot: trade a Tastytrade account. `!tt help` lists every command."""
-        if ctx.subcommand_passed:
-            await reply(
-                ctx,
-                f"Unknown command `{ctx.subcommand_passed[:40]}`. `!tt help` lists the commands.",
-            )
+        # Group.invoke forgets the unknown word before calling us; recover it from the text.
+        extra = ""
+        if ctx.interaction is None and ctx.prefix and ctx.invoked_with:
+            extra = ctx.message.content.strip()[len(ctx.prefix) + len(ctx.invoked_with) :]
+        words = extra.split()
+        if words:
+            await reply(ctx, f"Unknown command `{words[0][:40]}`. `!tt help` lists the commands.")
             return
         await self.send_help(ctx, None)
 

@@ -28,7 +28,6 @@ from cogs.tt.base import Ctx, TTBase
 
 log = logging.getLogger(__name__)
 
-CONFIRM_TIMEOUT_SECONDS = 60.0
 ORDER_HELP = "The order, e.g. `1 SPY 12/18 590P @ 1.20` or `10 AAPL @ mid`"
 
 Editable = discord.Message | discord.WebhookMessage | discord.InteractionMessage
@@ -197,7 +196,8 @@ class OrderCommands(TTBase):
                 await self._edit(
                     message,
                     embed=embeds.preview_embed(
-                        preview, status="⌛ Expired after 60 s — nothing was placed."
+                        preview,
+                        status=f"⌛ Expired after {self.bot.confirm_timeout:g} s — nothing was placed.",
                     ),
                     view=None,
                 )
@@ -208,7 +208,7 @@ class OrderCommands(TTBase):
             on_confirm=confirmed,
             on_cancel=cancelled,
             on_expire=expired,
-            timeout=CONFIRM_TIMEOUT_SECONDS,
+            timeout=self.bot.confirm_timeout,
         )
         message = await self.send(ctx, embed=embeds.preview_embed(preview), view=view)
 

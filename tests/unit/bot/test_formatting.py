@@ -16,6 +16,7 @@ def test_money() -> None:
     assert fmt.money(Decimal("-12.3"), signed=True) == "-$12.30"
     assert fmt.money(Decimal("12.3"), signed=True) == "+$12.30"
     assert fmt.money(None) == "—"
+    assert fmt.money(Decimal("-0.004"), signed=True) == "$0.00"  # no "-$0.00"
 
 
 def test_prices_keep_real_precision() -> None:
