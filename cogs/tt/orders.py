@@ -193,13 +193,10 @@ class OrderCommands(TTBase):
 
         async def expired() -> None:
             if message is not None:
+                seconds = f"{self.bot.confirm_timeout:g}"
+                status = f"⌛ Expired after {seconds} s — nothing was placed."
                 await self._edit(
-                    message,
-                    embed=embeds.preview_embed(
-                        preview,
-                        status=f"⌛ Expired after {self.bot.confirm_timeout:g} s — nothing was placed.",
-                    ),
-                    view=None,
+                    message, embed=embeds.preview_embed(preview, status=status), view=None
                 )
 
         view = ConfirmView(

@@ -11,7 +11,6 @@ from bot.localstack import LocalStack, StackOptions, local_stack
 from broker.paper import FillModelConfig
 from tests.e2e.bot.helpers import offline_config
 
-
 # Resting orders inside the spread never fill by chance: tests decide when the market moves.
 NO_LUCK = FillModelConfig(hazard_per_second=0.0)
 
