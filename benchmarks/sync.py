@@ -1,7 +1,10 @@
 """Account-sync benchmark against the paper exchange on loopback.
 
     .venv/bin/python benchmarks/sync.py [--transactions N] [--orders N] [--positions N]
+                                        [--in-process]
 
+0. Starts the exchange in its own process (`python -m broker.paper`, as a real broker is
+   on another machine), or in this one with `--in-process`.
 1. Seeds the exchange (default 100,000 transactions, 10,000 orders, 1,000 positions) and
    runs a full `SyncService` sync into a fresh database file.
 2. Baseline, same run: the raw HTTP transfer of exactly the pages the sync requested (same
@@ -18,12 +21,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import signal
 import sqlite3
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx2
@@ -47,6 +53,7 @@ from storage import Database  # noqa: E402
 
 PROVIDER_SECRET = "benchmark-provider-secret"
 REFRESH_TOKEN = "benchmark-refresh-token"
+ACCOUNT = "5WT00001"  # the exchange's default funded account
 #: Tables the sync fills from paginated lists and snapshots, in foreign-key order.
 TABLES = ("orders", "order_legs", "order_fills", "transactions", "positions", "balance_snapshots")
 INCREMENTAL_RUNS = 7
@@ -58,7 +65,82 @@ def _quiet_logs() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
 
-async def _session(manager: SessionManager, ex: PaperExchange) -> BrokerSession:
+class Exchange:
+    """The paper exchange, by default in its own process (`python -m broker.paper`).
+
+    A real broker never shares the bot's CPU; with the exchange in-process its page
+    rendering would run on the same core as the sync and hide the sync's own pipelining.
+    `--in-process` runs it in this process instead (for comparison).
+    """
+
+    def __init__(self, api_url: str, streamer_url: str, account_number: str = ACCOUNT) -> None:
+        self.api_url = api_url
+        self.streamer_url = streamer_url
+        self.account_number = account_number
+        self._admin = httpx2.AsyncClient(base_url=api_url, timeout=600)
+
+    async def seed(self, transactions: int, orders: int, positions: int) -> None:
+        response = await self._admin.post(
+            "/_admin/seed",
+            json={"transactions": transactions, "orders": orders, "positions": positions},
+        )
+        response.raise_for_status()
+
+    async def request_count(self) -> int:
+        return len(await self.requests())
+
+    async def requests(self) -> list[tuple[str, str]]:
+        response = await self._admin.get("/_admin/requests")
+        response.raise_for_status()
+        return [(method, path) for method, path in response.json()["requests"]]
+
+    async def aclose(self) -> None:
+        await self._admin.aclose()
+
+
+@contextlib.asynccontextmanager
+async def exchange_process(seed: int) -> AsyncIterator[Exchange]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "broker.paper",
+        "--seed",
+        str(seed),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        urls: dict[str, str] = {}
+        while len(urls) < 2:
+            line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
+            if not line:
+                raise RuntimeError("the paper exchange process exited before it was ready")
+            name, _, value = line.strip().partition(": ")
+            if name in ("api", "streamer"):
+                urls[name] = value
+        exchange = Exchange(urls["api"], urls["streamer"])
+        try:
+            yield exchange
+        finally:
+            await exchange.aclose()
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def exchange_in_process(seed: int) -> AsyncIterator[Exchange]:
+    async with PaperExchange(PaperConfig(seed=seed)) as paper:
+        exchange = Exchange(paper.api_url, paper.streamer_url, paper.account_number)
+        try:
+            yield exchange
+        finally:
+            await exchange.aclose()
+
+
+async def _session(manager: SessionManager, ex: Exchange) -> BrokerSession:
     return await manager.get(
         Credentials(
             environment=Environment.PAPER,
@@ -70,7 +152,7 @@ async def _session(manager: SessionManager, ex: PaperExchange) -> BrokerSession:
     )
 
 
-async def _raw_transfer(ex: PaperExchange, paths: list[str]) -> tuple[float, int]:
+async def _raw_transfer(ex: Exchange, paths: list[str]) -> tuple[float, int]:
     """GET every path with a bare HTTP client (bodies read, not parsed): seconds, bytes."""
     async with httpx2.AsyncClient(base_url=ex.api_url, timeout=120) as client:
         grant = await client.post(
@@ -131,26 +213,29 @@ async def _fresh_schema(path: Path) -> None:
     await db.close()
 
 
-async def main(transactions: int, orders: int, positions: int) -> str:
+async def main(transactions: int, orders: int, positions: int, in_process: bool) -> str:
     _quiet_logs()
     workdir = Path(tempfile.mkdtemp(prefix="tt-sync-bench-"))
     timeouts = Timeouts(reads=120.0, validate=30.0, refresh=30.0)
-    async with PaperExchange(PaperConfig(seed=7)) as ex, SessionManager(timeouts=timeouts) as m:
+    exchange = exchange_in_process if in_process else exchange_process
+    async with exchange(7) as ex, SessionManager(timeouts=timeouts) as manager:
         started = time.perf_counter()
-        ex.seed_history(transactions=transactions, orders=orders, positions=positions)
+        await ex.seed(transactions, orders, positions)
+        where = "in this process" if in_process else "in its own process"
         print(
-            f"seeded in {time.perf_counter() - started:.1f} s: {transactions:,} transactions, "
-            f"{orders:,} orders, {positions:,} positions"
+            f"exchange {where}, seeded in {time.perf_counter() - started:.1f} s: "
+            f"{transactions:,} transactions, {orders:,} orders, {positions:,} positions"
         )
-        session = await _session(m, ex)
+        session = await _session(manager, ex)
         db = await Database.open(workdir / "synced.sqlite3")
         try:
             sync = SyncService(db)
-            first_request = len(ex.requests)
+            first_request = await ex.request_count()
             started = time.perf_counter()
             result = await sync.run(session, "paper", ex.account_number, kind="full")
             sync_seconds = time.perf_counter() - started
-            paths = [path for method, path in ex.requests[first_request:] if method == "GET"]
+            served = (await ex.requests())[first_request:]
+            paths = [path for method, path in served if method == "GET"]
             print(
                 f"full sync: {sync_seconds:.2f} s, {len(paths)} requests, {result.pages_done} "
                 f"pages, {result.transactions_written:,} transactions, "
@@ -172,11 +257,11 @@ async def main(transactions: int, orders: int, positions: int) -> str:
 
             incremental: list[float] = []
             for _ in range(INCREMENTAL_RUNS):
-                first_request = len(ex.requests)
+                first_request = await ex.request_count()
                 started = time.perf_counter()
                 await sync.run(session, "paper", ex.account_number, kind="auto")
                 incremental.append(time.perf_counter() - started)
-            requests = len(ex.requests) - first_request
+            requests = await ex.request_count() - first_request
             incremental_ms = statistics.median(incremental) * 1000
             print(
                 f"no-change incremental sync: median {incremental_ms:.1f} ms, {requests} requests"
@@ -206,5 +291,8 @@ if __name__ == "__main__":
     parser.add_argument("--transactions", type=int, default=100_000)
     parser.add_argument("--orders", type=int, default=10_000)
     parser.add_argument("--positions", type=int, default=1_000)
+    parser.add_argument(
+        "--in-process", action="store_true", help="run the exchange in this process"
+    )
     args = parser.parse_args()
-    print(asyncio.run(main(args.transactions, args.orders, args.positions)))
+    print(asyncio.run(main(args.transactions, args.orders, args.positions, args.in_process)))

@@ -32,11 +32,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from itertools import pairwise
 from typing import Any, Generic, TypeVar
 
+import structlog
 from pydantic import BaseModel, ValidationError
 from tastytrade import Session
 from tastytrade.utils import validate_response
@@ -44,6 +45,8 @@ from tastytrade.utils import validate_response
 from broker.session import BrokerError, BrokerSession, ErrorCategory
 
 M = TypeVar("M")
+
+log = structlog.get_logger(__name__)
 
 
 class _Items(BaseModel, Generic[M]):
@@ -83,6 +86,9 @@ class ListQuery(Generic[M]):
     per_page: int
     key: Callable[[M], datetime]
     row_id: Callable[[M], int]
+    # Page size to fall back to when the broker refuses `per_page` (HTTP 400 on the first
+    # page): the SDK's own default for the list, which the broker always accepts.
+    fallback_per_page: int | None = None
 
 
 def _text(value: object) -> str:
@@ -134,6 +140,31 @@ def _params(query: ListQuery[M], offset: int, start: datetime | None) -> dict[st
     return {"per-page": query.per_page, "page-offset": offset, "sort": "Asc", "start-at": start}
 
 
+async def _first_page(
+    session: BrokerSession, query: ListQuery[M], start: datetime | None
+) -> tuple[ListQuery[M], bytes]:
+    """The first page, at the fallback page size if the broker refuses the configured one."""
+    try:
+        return query, await session.read(_fetcher(query.path, _params(query, 0, start)))
+    except BrokerError as exc:
+        fallback = query.fallback_per_page
+        if (
+            exc.category is not ErrorCategory.REJECTED
+            or exc.status != 400
+            or fallback is None
+            or fallback >= query.per_page
+        ):
+            raise
+        log.warning(
+            "page size refused; using the SDK default",
+            path=query.path,
+            per_page=query.per_page,
+            fallback=fallback,
+        )
+        query = replace(query, per_page=fallback)
+        return query, await session.read(_fetcher(query.path, _params(query, 0, start)))
+
+
 def _remaining(page: Page[M], offset: int, per_page: int) -> int | None:
     if page.total_items is None:
         return None
@@ -152,9 +183,11 @@ async def walk_by_offset(
         call = _fetcher(query.path, _params(query, offset, start))
         return loop.create_task(session.read(call))
 
+    query, first = await _first_page(session, query, start)
     offset = 0
     total_pages: int | None = None
-    current = request(0)
+    current: asyncio.Future[bytes] = loop.create_future()
+    current.set_result(first)
     following: asyncio.Future[bytes] | None = None
     seen: dict[int, datetime] = {}  # ids already yielded that a shifted page may repeat
     try:
@@ -203,9 +236,13 @@ async def walk_by_cursor(
     offset = 0
     by_offset = False  # once the broker is seen not to sort, page by offset to the end
     seen: set[int] = set()  # ids already yielded that the next request may repeat
+    query, first = await _first_page(session, query, start)
+    body: bytes | None = first
     while True:
-        body = await session.read(_fetcher(query.path, _params(query, offset, cursor)))
+        if body is None:
+            body = await session.read(_fetcher(query.path, _params(query, offset, cursor)))
         page = parse_page(envelope, body)
+        body = None
         rows = page.items
         fresh = [row for row in rows if query.row_id(row) not in seen]
         done = len(rows) < query.per_page

@@ -47,6 +47,10 @@ M = TypeVar("M")
 Publish = Callable[[SyncProgress], None]
 Clock = Callable[[], datetime]
 
+# The SDK's default page sizes (`Account.get_history`, `Account.get_order_history`).
+SDK_TRANSACTIONS_PER_PAGE = 250
+SDK_ORDERS_PER_PAGE = 50
+
 _RELINK_CATEGORIES = frozenset({ErrorCategory.AUTH, ErrorCategory.TOKEN_REVOKED})
 
 
@@ -188,6 +192,7 @@ class SyncRunner:
             per_page=self._settings.transactions_per_page,
             key=lambda tx: tx.executed_at,
             row_id=lambda tx: tx.id,
+            fallback_per_page=SDK_TRANSACTIONS_PER_PAGE,
         )
         env = self._env
 
@@ -222,6 +227,7 @@ class SyncRunner:
             per_page=self._settings.orders_per_page,
             key=lambda order: order.updated_at,
             row_id=lambda order: order.id,
+            fallback_per_page=SDK_ORDERS_PER_PAGE,
         )
         env = self._env
 

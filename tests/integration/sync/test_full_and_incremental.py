@@ -267,3 +267,33 @@ async def test_more_rows_at_one_instant_than_fit_a_page(
         }
     finally:
         await sync.stop()
+
+
+async def test_a_page_size_the_broker_refuses_falls_back_to_the_sdk_default(
+    exchange: PaperExchange, broker: BrokerSession, account: Account, db: Database
+) -> None:
+    """The paper exchange caps pages at 2,000 rows (HTTP 400 above): the sync goes on at
+    the SDK's default page sizes instead of failing."""
+    exchange.seed_history(transactions=600, orders=120)
+    number = exchange.account_number
+    sync = SyncService(db, settings=SyncSettings(transactions_per_page=5000, orders_per_page=5000))
+    first = len(exchange.requests)
+    try:
+        await sync.run(broker, ENV, number)
+    finally:
+        await sync.stop()
+    sizes = {
+        path: sorted(
+            {q["per-page"][0] for m, p, q in _requests_since(exchange, first) if p == path}
+        )
+        for path in (f"/accounts/{number}/transactions", f"/accounts/{number}/orders")
+    }
+    assert sizes == {
+        f"/accounts/{number}/transactions": ["250", "5000"],
+        f"/accounts/{number}/orders": ["50", "5000"],
+    }
+    truth = await broker_transactions(broker, account)
+    assert await stored_transaction_keys(db, number) == [(t.executed_at, t.id) for t in truth]
+    assert await stored_order_ids(db, number) == {
+        o.id for o in await broker_orders(broker, account)
+    }
