@@ -70,6 +70,8 @@ class AccountSync(Protocol):
         manual: bool = False,
     ) -> SyncSummary: ...
 
+    def check_manual(self, context: BrokerContext) -> None: ...
+
 
 class StreamerStatus(Protocol):
     """Fill tracking per account: started on demand, described for `!tt status`."""
@@ -386,6 +388,10 @@ class TradingService:
 
     async def quote(self, guild_id: int, text: str) -> Scoped[QuoteSummary]:
         return await self.views.quote(await self.brokers.context(guild_id), text)
+
+    async def check_sync(self, guild_id: int) -> None:
+        """Raise now if a manual sync would be refused (before showing a progress message)."""
+        self.syncer.check_manual(await self.brokers.context(guild_id))
 
     async def sync(
         self, guild_id: int, *, kind: str, progress: ProgressCallback | None

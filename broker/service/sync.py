@@ -36,6 +36,14 @@ class SyncAdapter:
         self._db = db
         self.service = service
 
+    def check_manual(self, context: BrokerContext) -> None:
+        """Refuse a manual sync that would be rate-limited (joining a running one is fine)."""
+        if self.service.is_running(context.environment.value, context.account_number):
+            return
+        wait = self.service.retry_after(context.guild_id)
+        if wait > 0:
+            raise ServiceError(SyncRateLimited(wait).message)
+
     async def sync(
         self,
         context: BrokerContext,

@@ -81,6 +81,7 @@ class AccountCommands(TTBase):
             return
         await ctx.defer()
         guild_id = self.guild_id(ctx)
+        await self.service.check_sync(guild_id)
         env = self.settings_of(ctx).environment
         account = await self.service.account_number(guild_id)
         message = await self.send(ctx, embed=embeds.sync_progress_embed(None, env, account))
