@@ -339,7 +339,7 @@ class EventBus:
                 if result is not None:
                     await result
             except Exception:
-                log.exception("event_delivery_callback_failed", event=type(event).__name__)
+                log.exception("event_delivery_callback_failed", event_type=type(event).__name__)
 
         task = asyncio.get_running_loop().create_task(run())
         self._background.add(task)
@@ -357,14 +357,15 @@ class EventBus:
                     log.exception(
                         "event_subscriber_failed",
                         subscriber=sub.name,
-                        event=type(delivery.event).__name__,
+                        event_type=type(delivery.event).__name__,
                     )
                 if delivery.tracker is not None:
                     try:
                         await delivery.tracker.done()
                     except Exception:
                         log.exception(
-                            "event_delivery_callback_failed", event=type(delivery.event).__name__
+                            "event_delivery_callback_failed",
+                            event_type=type(delivery.event).__name__,
                         )
             finally:
                 sub.queue.task_done()
