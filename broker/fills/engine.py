@@ -35,6 +35,7 @@ import structlog
 from tastytrade.order import PlacedOrder
 
 from broker.events import BrokerEvent, EventBus, OrderFilled, OrderTerminal, Subscription
+from broker.fills.broker_ops import OrderOps
 from broker.fills.clock import Clock, RealClock
 from broker.fills.model import (
     ChaseNotFound,
@@ -44,9 +45,9 @@ from broker.fills.model import (
     ChaseStatus,
 )
 from broker.fills.policy import ChaseParamsError, PriceLadder, effect_of
-from broker.fills.run import ChaseRun, OrderObserver
+from broker.fills.run import MAX_CHAIN_FOLLOW, ChaseRun, OrderObserver
 from broker.fills.store import ChaseStore
-from broker.session import BrokerSession
+from broker.session import BrokerError, BrokerSession
 
 __all__ = ["ChaseEngine", "ChaseHandle", "SessionLookup"]
 
@@ -319,7 +320,37 @@ class ChaseEngine:
             record = await store.by_order(environment, wanted)
             if record is not None and record.guild_id == guild_id:
                 return [record]
+        record = await self._successor_of_chase(guild_id, wanted)
+        if record is not None:
+            return [record]
         raise ChaseNotFound(f"no chase or chase order #{wanted} in this server")
+
+    async def _successor_of_chase(self, guild_id: int, order_id: int) -> ChaseRecord | None:
+        """An order id we never recorded may replace a chase's order (a replace made in the
+        Tastytrade app, or one whose answer was lost): walk its ``replaces-order-id`` back."""
+        store = self._services.store
+        accounts = {
+            (r.environment, r.account_number)
+            for r in await store.with_status(_ORDER_MAY_WORK, guild_id=guild_id)
+        }
+        for environment, account in sorted(accounts):
+            session = self._sessions.get((environment, account))
+            if session is None:
+                continue
+            ops = OrderOps(session, account)
+            current = order_id
+            for _ in range(MAX_CHAIN_FOLLOW):
+                try:
+                    order = await ops.get(current)
+                except BrokerError:
+                    break
+                if order.replaces_order_id is None:
+                    break
+                record = await store.by_order(environment, order.replaces_order_id)
+                if record is not None and record.guild_id == guild_id:
+                    return record
+                current = order.replaces_order_id
+        return None
 
     async def _cancel_one(self, record: ChaseRecord, status: ChaseStatus) -> ChaseResult:
         run = self._runs.get(record.id)

@@ -10,7 +10,7 @@ import pytest
 from broker.events import ChaseStepped, NotificationContext, OrderFilled, OrderTerminal
 from broker.fills import ChaseNotFound, ChaseParams, ChaseStatus
 from broker.notify import NotificationHub
-from tests.integration.fills.support import GUILD, Recorder, Rig, rig, settle
+from tests.integration.fills.support import GUILD, D, Recorder, Rig, rig, settle
 
 SLOW = ChaseParams(interval_s=5.0, ticks=1, max_steps=5)
 
@@ -137,3 +137,51 @@ async def test_left_working_order_that_fills_later_settles_the_chase(tmp_path: P
                 break
             await asyncio.sleep(0.01)
         assert row is not None and row.status == "filled"
+
+
+async def test_a_replace_made_elsewhere_is_followed(tmp_path: Path) -> None:
+    """Someone replaces the working order from the Tastytrade app mid-chase: the engine
+    follows `replacing-order-id`, records the link and keeps chasing the new order."""
+    from broker.fills.broker_ops import OrderOps
+
+    async with rig(tmp_path) as r:
+        r.clock.real_delay = 0.1
+        order = r.equity_order("SPY", "100.00", "100.40")
+        handle = await r.engine.submit(r.request(order, "elsewhere-1", params=SLOW))
+        for _ in range(200):
+            if r.exchange_orders() and r.exchange_orders()[0].status == "Live":
+                break
+            await asyncio.sleep(0.01)
+        first = r.exchange_orders()[0]
+        ops = OrderOps(r.session, r.account)
+        outside = await ops.replace(first.id, order.limit_order(D("-100.21"), None))
+        [result] = await r.engine.cancel(GUILD, outside.id)  # found by the outside id
+        assert (await handle.wait()).status is ChaseStatus.CANCELLED
+        assert outside.id in result.order_chain
+        assert result.order_chain[:2] == (first.id, outside.id)
+        assert live_orders(r) == []
+        links = await r.db.chases.links(result.chase_id)
+        assert [link.order_id for link in links][:2] == [first.id, outside.id]
+
+
+async def test_market_order_is_placed_without_a_chase(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        hub = NotificationHub(r.tracker, r.bus, poll_interval_s=0.05, use_streamer=False)
+        await hub.watch(r.session, "paper", r.account, r.context())
+        limit = r.equity_order("SPY", "100.00", "100.10")
+        order = type(limit)(
+            legs=limit.legs,
+            quantity=limit.quantity,
+            underlying_symbol=limit.underlying_symbol,
+            natural=limit.natural,
+            mid=limit.mid,
+            schedule=limit.schedule,
+            is_market=True,
+        )
+        result = await (await r.engine.submit(r.request(order, "market-1"))).wait()
+        assert result.status is ChaseStatus.PLACED and r.clock.sleeps == []
+        assert r.exchange_orders()[0].order_type == "Market"
+        await wait_for(r.recorder, OrderFilled)
+        await hub.close()
+        [fill] = r.recorder.of(OrderFilled)
+        assert fill.average_price == D("-100.10") and fill.complete
