@@ -1,19 +1,21 @@
 """SDK models → storage records (one function per model, nothing else per row).
 
-Signs stay as the SDK models them (a debit is negative) except for order prices, which
-storage keeps as a magnitude plus Debit/Credit (`split_signed_price`).
+These run for every synced row: they read the SDK's `StrEnum` values with `str()` (a third
+of the cost of `.value`) and build transactions, the bulk of a sync, positionally. Signs
+stay as the SDK models them (a debit is negative) except for order prices, which storage
+keeps as a magnitude plus Debit/Credit (`split_signed_price`).
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
+from math import gcd
 
 from tastytrade import Account as SdkAccount
 from tastytrade.account import AccountBalance, CurrentPosition
 from tastytrade.account import Transaction as SdkTransaction
 from tastytrade.order import PlacedOrder
 
-from broker.fills.snapshot import OrderSnapshot
 from storage import (
     Account,
     BalanceSnapshot,
@@ -65,9 +67,9 @@ def transaction_record(environment: str, tx: SdkTransaction) -> Transaction:
         fees,
         tx.is_estimated_fee,
         tx.symbol,
-        None if tx.instrument_type is None else tx.instrument_type.value,
+        None if tx.instrument_type is None else str(tx.instrument_type),
         tx.underlying_symbol,
-        None if tx.action is None else tx.action.value,
+        None if tx.action is None else str(tx.action),
         tx.quantity,
         tx.price,
         tx.order_id,
@@ -76,22 +78,22 @@ def transaction_record(environment: str, tx: SdkTransaction) -> Transaction:
 
 def order_record(environment: str, order: PlacedOrder) -> Order:
     price, effect = split_signed_price(order.price)
-    snapshot = OrderSnapshot.of(order)  # the fill engine's filled-quantity rule
+    size = order.size if order.size is not None and order.size > 0 else _implied_size(order)
     return Order(
         environment=environment,
         order_id=order.id,
         account_number=order.account_number,
-        status=order.status.value,
-        order_type=order.order_type.value,
-        time_in_force=order.time_in_force.value,
+        status=str(order.status),
+        order_type=str(order.order_type),
+        time_in_force=str(order.time_in_force),
         updated_at=order.updated_at,
         underlying_symbol=order.underlying_symbol,
-        underlying_instrument_type=order.underlying_instrument_type.value,
-        size=order.size if order.size is not None else snapshot.size,
+        underlying_instrument_type=str(order.underlying_instrument_type),
+        size=size,
         price=price,
         price_effect=effect,
         stop_trigger=order.stop_trigger,
-        filled_quantity=snapshot.filled_quantity,
+        filled_quantity=_filled_units(order, size),
         received_at=order.received_at,
         terminal_at=order.terminal_at,
         replaces_order_id=order.replaces_order_id,
@@ -100,8 +102,8 @@ def order_record(environment: str, order: PlacedOrder) -> Order:
         legs=tuple(
             OrderLeg(
                 symbol=leg.symbol,
-                instrument_type=leg.instrument_type.value,
-                action=leg.action.value,
+                instrument_type=str(leg.instrument_type),
+                action=str(leg.action),
                 quantity=None if leg.quantity is None else Decimal(leg.quantity),
                 remaining_quantity=leg.remaining_quantity,
                 fills=tuple(
@@ -120,6 +122,30 @@ def order_record(environment: str, order: PlacedOrder) -> Order:
     )
 
 
+def _implied_size(order: PlacedOrder) -> Decimal:
+    """An order without a size trades the legs' common divisor (as the fill engine counts)."""
+    divisor = 0
+    for leg in order.legs:
+        divisor = gcd(divisor, int(leg.quantity or 0))
+    return Decimal(divisor)
+
+
+def _filled_units(order: PlacedOrder, size: Decimal) -> Decimal:
+    """Whole order units filled: the least filled leg relative to its ratio (the same rule
+    as `broker.fills.snapshot`, without the average-price work done there)."""
+    if size <= 0 or not order.legs:
+        return _ZERO
+    filled: Decimal | None = None
+    for leg in order.legs:
+        quantity = Decimal(leg.quantity or 0)
+        if quantity <= 0:
+            return _ZERO
+        leg_filled = sum((fill.quantity for fill in leg.fills or ()), _ZERO)
+        units = leg_filled * size / quantity
+        filled = units if filled is None or units < filled else filled
+    return filled or _ZERO
+
+
 def position_record(environment: str, position: CurrentPosition) -> Position:
     quantity = position.quantity
     direction = position.quantity_direction
@@ -130,7 +156,7 @@ def position_record(environment: str, position: CurrentPosition) -> Position:
         environment,
         position.account_number,
         position.symbol,
-        position.instrument_type.value,
+        str(position.instrument_type),
         position.underlying_symbol,
         quantity,
         direction,

@@ -48,6 +48,9 @@ M = TypeVar("M")
 
 log = structlog.get_logger(__name__)
 
+#: Pages requested ahead of the one being handled (offset walks).
+PAGES_AHEAD = 2
+
 
 class _Items(BaseModel, Generic[M]):
     items: list[M]
@@ -172,10 +175,14 @@ def _remaining(page: Page[M], offset: int, per_page: int) -> int | None:
 
 
 async def walk_by_offset(
-    session: BrokerSession, query: ListQuery[M], start: datetime | None
+    session: BrokerSession,
+    query: ListQuery[M],
+    start: datetime | None,
+    *,
+    ahead: int = PAGES_AHEAD,
 ) -> AsyncGenerator[WalkedPage[M], None]:
     """The rows at or after `start` (everything when None), page by page, ascending, with
-    the next page's request in flight while the consumer handles this one."""
+    the requests for up to `ahead` following pages in flight while this one is handled."""
     envelope = envelope_of(query.model)
     loop = asyncio.get_running_loop()
 
@@ -183,18 +190,22 @@ async def walk_by_offset(
         call = _fetcher(query.path, _params(query, offset, start))
         return loop.create_task(session.read(call))
 
-    query, first = await _first_page(session, query, start)
+    query, body = await _first_page(session, query, start)
     offset = 0
     total_pages: int | None = None
-    current: asyncio.Future[bytes] = loop.create_future()
-    current.set_result(first)
-    following: asyncio.Future[bytes] | None = None
+    in_flight: dict[int, asyncio.Future[bytes]] = {}
+
+    def request_ahead() -> None:
+        if total_pages is None:
+            return
+        for following in range(offset + 1, min(offset + ahead, total_pages - 1) + 1):
+            if following not in in_flight:
+                in_flight[following] = request(following)
+
     seen: dict[int, datetime] = {}  # ids already yielded that a shifted page may repeat
     try:
         while True:
-            body = await current
-            if total_pages is not None and offset + 1 < total_pages:
-                following = request(offset + 1)  # before parsing: the broker works meanwhile
+            request_ahead()  # before parsing: the broker prepares the next pages meanwhile
             page = parse_page(envelope, body)
             total_pages = page.total_pages
             rows = page.items
@@ -210,20 +221,19 @@ async def walk_by_offset(
                 floor = query.key(rows[0])
                 seen = {row_id: key for row_id, key in seen.items() if key >= floor}
             remaining = 0 if done else _remaining(page, offset, query.per_page)
-            if not done and following is None:
-                following = request(offset + 1)
+            if not done:
+                request_ahead()
             yield WalkedPage(fresh, len(rows), remaining)
             if done:
                 return
             offset += 1
-            assert following is not None
-            current, following = following, None
+            body = await in_flight.pop(offset)
     finally:
-        for pending in (current, following):
-            if pending is not None and not pending.done():
+        for pending in in_flight.values():
+            if not pending.done():
                 pending.cancel()
-                with contextlib.suppress(BaseException):
-                    await pending
+            with contextlib.suppress(BaseException):
+                await pending
 
 
 async def walk_by_cursor(
