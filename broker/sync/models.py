@@ -79,7 +79,12 @@ ProgressCallback = Callable[[SyncProgress], Awaitable[None] | None]
 @dataclass(frozen=True, slots=True)
 class SyncResult:
     """A finished, successful sync. `attached` is True for callers that joined a sync
-    another caller had already started for the same account."""
+    another caller had already started for the same account.
+
+    `transactions_written` counts every transaction row upserted (rows re-read in the
+    overlap window included); `new_transactions` those beyond the watermark the run started
+    from (all of them for a first sync).
+    """
 
     run_id: int
     environment: str

@@ -62,6 +62,8 @@ class _Counters:
     orders: int = 0
     live_orders: int = 0
     positions: int = 0
+    new_transactions: int = 0
+    beyond: tuple[datetime, int] | None = None  # the watermark the run started from
     # Rows each paginated list still has to deliver (from the broker's totals).
     remaining: dict[Stage, int | None] = field(default_factory=dict)
 
@@ -126,7 +128,12 @@ class SyncRunner:
             order_start = (
                 None if full or mark is None else _minus(mark.last_order_updated_at, overlap)
             )
-            before = await self._db.transactions.count(self._env, self._number)
+            if mark is not None and mark.last_transaction_executed_at is not None:
+                assert mark.last_transaction_id is not None  # stored as a pair
+                self._counters.beyond = (
+                    mark.last_transaction_executed_at,
+                    mark.last_transaction_id,
+                )
             # Independent lists: fetched concurrently (one round trip of latency instead of
             # five); each page still commits on its own, in order within its list.
             await _together(
@@ -136,7 +143,6 @@ class SyncRunner:
                 self._positions(account),
                 self._balances(account),
             )
-            new_transactions = await self._db.transactions.count(self._env, self._number) - before
             finished = self._clock()
             await self._db.accounts.mark_synced(self._env, self._number, finished)
             await self._db.sync.finish(self._run_id, "succeeded")
@@ -158,7 +164,7 @@ class SyncRunner:
             pages_done=counters.pages,
             rows_written=counters.rows,
             transactions_written=counters.transactions,
-            new_transactions=new_transactions,
+            new_transactions=counters.new_transactions,
             orders_written=counters.orders,
             live_orders=counters.live_orders,
             positions=counters.positions,
@@ -198,7 +204,10 @@ class SyncRunner:
 
         def prepare(page: WalkedPage[SdkTransaction]) -> Callable[[], Awaitable[None]]:
             records = [transaction_record(env, tx) for tx in page.items]
-            last = max(records, key=lambda t: (t.executed_at, t.transaction_id))
+            keys = [(t.executed_at, t.transaction_id) for t in records]
+            last = max(keys)
+            beyond = self._counters.beyond
+            new = len(keys) if beyond is None else sum(1 for key in keys if key > beyond)
 
             async def write() -> None:
                 async with self._db.transaction():
@@ -206,13 +215,14 @@ class SyncRunner:
                     await self._db.sync.set_watermark(
                         env,
                         self._number,
-                        last_transaction_executed_at=last.executed_at,
-                        last_transaction_id=last.transaction_id,
+                        last_transaction_executed_at=last[0],
+                        last_transaction_id=last[1],
                     )
                     await self._count_page(
                         Stage.TRANSACTIONS, len(records), page.estimated_remaining
                     )
                 self._counters.transactions += len(records)
+                self._counters.new_transactions += new
 
             return write
 
