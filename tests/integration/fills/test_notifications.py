@@ -157,3 +157,21 @@ async def test_orders_placed_outside_the_bot_notify_the_guild_channel(tmp_path: 
         assert fill.chase_id is None and fill.chase is None
         assert fill.context.channel_id is None and fill.context.target_channel_id == 555
         assert fill.average_price == D("-101.00") and fill.total_quantity == 1
+
+
+async def test_heartbeat_keeps_the_connection_and_a_dead_one_is_replaced(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        hub = NotificationHub(
+            r.tracker, r.bus, poll_interval_s=60.0, heartbeat_s=0.05, reconnect_base_s=0.05
+        )
+        watch = await hub.watch(r.session, "paper", r.account, r.context())
+        assert watch.streamer is not None
+        await asyncio.wait_for(watch.streamer.connected.wait(), 5)
+        await asyncio.sleep(0.4)  # several heartbeats, each acknowledged
+        assert watch.streamer.connections == 1
+        # The server drops every socket: the listener reconnects and re-syncs over REST.
+        polls = watch.poller.polls
+        await r.exchange.close_streamers()
+        await eventually(lambda: watch.streamer.connections == 2, "the reconnect")
+        await eventually(lambda: watch.poller.polls > polls, "the re-sync poll")
+        await hub.close()
