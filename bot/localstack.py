@@ -62,6 +62,7 @@ class StackOptions:
     poll_interval_s: float = 0.5
     configure_guild: bool = True
     fills: FillModelConfig | None = None  # the paper fill model (tests pin it down)
+    exchange: PaperExchange | None = None  # an exchange the caller runs (real_time=False)
     runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
     bot_options: dict[str, Any] = field(default_factory=dict)
 
@@ -151,9 +152,14 @@ async def local_stack(
         if db_path is None:
             workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="tt-bot-"))
             db_path = Path(workdir) / "tt-bot.db"
-        exchange = PaperExchange(PaperConfig(seed=options.seed, start_time=start, real_time=False))
-        await exchange.start()
-        stack.push_async_callback(exchange.stop)
+        exchange = options.exchange
+        if exchange is None:
+            paper_config = PaperConfig(seed=options.seed, start_time=start, real_time=False)
+            if options.fills is not None:
+                paper_config = replace(paper_config, fills=options.fills)
+            exchange = PaperExchange(paper_config)
+            await exchange.start()
+            stack.push_async_callback(exchange.stop)
         clock = ManualClock(
             exchange.clock.now,
             exchange.market.step,

@@ -92,7 +92,7 @@ class BrokerDirectory:
         self, guild_id: int, environment: Environment
     ) -> tuple[Credentials, CredentialSource]:
         if environment is Environment.PAPER:
-            endpoints = await self._paper()
+            endpoints = self._endpoints.get(Environment.PAPER) or await self._paper()
             return (
                 Credentials(
                     environment=Environment.PAPER,

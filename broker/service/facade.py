@@ -154,6 +154,7 @@ class TradingService:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.engine.shutdown()
+        await self.orders.drain()
         if self._subscription is not None:
             await self._subscription.close()
             self._subscription = None
@@ -181,6 +182,7 @@ class TradingService:
                 await self._subscription.queue.join()
             if self._background:
                 await asyncio.gather(*list(self._background), return_exceptions=True)
+            await self.orders.drain()
 
     # -- guild settings --------------------------------------------------------------------
 

@@ -11,8 +11,9 @@ anything is sent.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -29,7 +30,7 @@ from broker.fills.engine import ChaseEngine
 from broker.fills.model import ChaseNotFound, ChaseOrder, ChaseRequest, ChaseResult, ChaseStatus
 from broker.fills.policy import ChaseParams, ChaseParamsError
 from broker.guards import GuardViolation, Limits, Violation, check_limits, check_trading_status
-from broker.orders.build import AccountPositions, BuiltOrder, OrderBuilder, PositionSource
+from broker.orders.build import BuiltOrder, OrderBuilder
 from broker.orders.errors import BuildError
 from broker.preview import OrderPreview, preview_order
 from broker.service.brokers import BrokerContext, BrokerDirectory
@@ -51,7 +52,7 @@ from broker.service.models import (
     ProgressStage,
     ReplaceOutcome,
 )
-from broker.service.positions import StoredPositions
+from broker.service.positions import PositionBook
 from broker.session import BrokerError, Environment
 from broker.tickets import OrderTicket, PriceMode, TicketError, parse_ticket
 from storage.database import Database
@@ -192,7 +193,8 @@ class OrderDesk:
         self._builders = builders or {}
         self._pending: dict[str, _Pending] = {}
         self._status_cache: dict[tuple[str, str], tuple[float, TradingStatus]] = {}
-        self._stale_positions: set[tuple[str, str]] = set()
+        self.positions = PositionBook(db, monotonic=monotonic)
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- preview ---------------------------------------------------------------------------
 
@@ -226,46 +228,55 @@ class OrderDesk:
             self._pending[summary.preview_id] = _Pending(
                 summary, preview, context, ticket, params, request, self._monotonic()
             )
-        await self._db.audit.record(
-            event="order_previewed",
-            guild_id=request.guild_id,
-            user_id=request.author_id,
-            environment=context.environment.value,
-            command=request.text[:200],
-            idempotency_key=request.key,
-            details={
-                "fingerprint": summary.fingerprint,
-                "would_reject": summary.would_reject,
-                "errors": list(summary.errors),
-            },
+        # Recorded off the reply path: the preview must not wait for a database write.
+        self._later(
+            self._db.audit.record(
+                event="order_previewed",
+                guild_id=request.guild_id,
+                user_id=request.author_id,
+                environment=context.environment.value,
+                command=request.text[:200],
+                idempotency_key=request.key,
+                details={
+                    "fingerprint": summary.fingerprint,
+                    "would_reject": summary.would_reject,
+                    "errors": list(summary.errors),
+                },
+            )
         )
         return summary
+
+    def _later(self, work: Awaitable[object]) -> None:
+        async def run() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("order_desk_background_failed")
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Wait for background writes (shutdown, tests)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
 
     async def _build(self, context: BrokerContext, ticket: OrderTicket) -> BuiltOrder:
         try:
             return await self.builder(context.environment).build(
-                context.session, ticket, await self._positions(context)
+                context.session, ticket, await self.positions.source(context)
             )
         except BuildError as exc:
             raise ServiceError(exc.message) from None
         except BrokerError as exc:
             raise ServiceError(f"The broker couldn't price this order: {exc.message}") from None
 
-    async def _positions(self, context: BrokerContext) -> PositionSource:
-        """Stored positions when they are fresh, else the broker's (one extra request)."""
-        key = (context.environment.value, context.account_number)
-        if key not in self._stale_positions:
-            stored = await self._db.positions.snapshot_time(*key)
-            if stored is not None:
-                return StoredPositions(self._db, *key)
-        return AccountPositions(context.session, context.account)
-
     def positions_changed(self, environment: str, account_number: str) -> None:
-        """A fill happened: don't trust the stored snapshot until the next sync."""
-        self._stale_positions.add((environment, account_number))
+        self.positions.changed(environment, account_number)
 
     def positions_synced(self, environment: str, account_number: str) -> None:
-        self._stale_positions.discard((environment, account_number))
+        self.positions.synced(environment, account_number)
 
     async def _trading_status(self, context: BrokerContext) -> TradingStatus:
         key = (context.environment.value, context.account_number)

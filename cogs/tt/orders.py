@@ -8,6 +8,7 @@ message is edited in place as the order works.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from decimal import Decimal, InvalidOperation
 
@@ -223,24 +224,38 @@ class OrderCommands(TTBase):
                 view=None,
             )
             return
-        await interaction.response.edit_message(
-            embed=embeds.preview_embed(preview, status="⏳ Submitting…"), view=None
-        )
         message = interaction.message
-        if message is None:  # ephemeral previews are not used, but stay safe
-            message = await interaction.original_response()
-        self.spawn(self.place_and_track(preview, message), name="place")
+        if message is None:  # previews are never ephemeral, so Discord always sends it
+            await interaction.response.defer()
+            return
+        # Acknowledge (within Discord's 3 s) and submit at the same time; progress edits
+        # wait for the acknowledgement so they can never be overwritten by it.
+        ack = asyncio.get_running_loop().create_task(
+            interaction.response.edit_message(
+                embed=embeds.preview_embed(preview, status="⏳ Submitting…"), view=None
+            )
+        )
+        self.spawn(self.place_and_track(preview, message, after=ack), name="place")
+        await ack
 
-    async def place_and_track(self, preview: PreviewSummary, message: Editable) -> None:
+    async def place_and_track(
+        self,
+        preview: PreviewSummary,
+        message: Editable,
+        *,
+        after: asyncio.Future[object] | None = None,
+    ) -> None:
         try:
             outcome = await self.service.place(preview)
         except ServiceError as exc:
+            await _settled(after)
             await self._edit(
                 message, embed=embeds.preview_embed(preview, status=f"✖️ Not placed: {exc.message}")
             )
             return
         except Exception:
             log.exception("placing a confirmed preview failed")
+            await _settled(after)
             await self._edit(
                 message,
                 embed=embeds.preview_embed(
@@ -249,11 +264,13 @@ class OrderCommands(TTBase):
                 ),
             )
             return
+        await _settled(after)
         if outcome.duplicate:
             status = f"Already placed as order #{outcome.order_id}; nothing new was sent."
             await self._edit(message, embed=embeds.preview_embed(preview, status=status))
             return
-        await self._show_progress(message, preview, outcome.progress)
+        # The message already says "Submitting…"; the next update ("Working" with the
+        # order id) arrives as soon as the exchange has the order.
         if not outcome.progress.stage.terminal:
             self.spawn(self._track(preview, message), name=f"wait:track:{preview.preview_id}")
 
@@ -297,3 +314,9 @@ class OrderCommands(TTBase):
             )
         except discord.HTTPException:
             log.warning("could not answer an edited command", exc_info=True)
+
+
+async def _settled(future: asyncio.Future[object] | None) -> None:
+    """Wait for `future` to finish, whatever its outcome (its owner reports failures)."""
+    if future is not None:
+        await asyncio.wait([future])

@@ -1,0 +1,370 @@
+"""Discord-layer latency over loopback: real bot, local Discord stand-in, paper exchange.
+
+Two intervals per order, each split into bot-side time and exchange time:
+
+* preview — from the `!tt buy` message reaching the bot's gateway connection to the preview
+  reaching Discord (the stand-in receives the bot's POST);
+* submit  — from the Confirm click being sent to the bot to the order's arrival at the
+  exchange (its POST /accounts/…/orders reaches the exchange's front door).
+
+The bot runs alone on the main event loop, exactly as in production. The local Discord
+stand-in, the paper exchange and a recording HTTP proxy in front of the exchange run on a
+second event loop in their own thread, so their work does not queue behind (or in front of)
+the bot's. Exchange time is the union of the intervals the exchange (plus the proxy hop)
+spent on requests inside the measured interval; bot-side time is the rest. The proxy also
+counts HTTP round trips per order, from the message to the order's POST inclusive.
+
+Caches are warmed first (instruments, accounts, trading status, one sync), then orders are
+measured one at a time. Each order rests (the fill model never fills it by chance) and its
+chase waits on a clock nobody advances, so no background traffic pollutes the counts.
+
+The last line is: `bot overhead p50 X ms p99 Y ms, round trips N`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import logging
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import aiohttp
+from aiohttp import web
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bot.client import TTBot  # noqa: E402
+from bot.config import load_config  # noqa: E402
+from bot.localdiscord import LocalDiscord, MessageRecord, OutputEvent, standard_world  # noqa: E402
+from bot.localstack import configure_standard_guild, trading_start_time  # noqa: E402
+from bot.runtime import RuntimeOptions, open_runtime  # noqa: E402
+from bot.simclock import ManualClock  # noqa: E402
+from broker.paper import FillModelConfig, PaperConfig, PaperExchange  # noqa: E402
+from broker.service.brokers import PaperEndpoints  # noqa: E402
+from broker.service.models import Environment  # noqa: E402
+
+TARGET_P50_MS = 5.0
+TARGET_P99_MS = 20.0
+TARGET_ROUND_TRIPS = 3
+_HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "keep-alive"}
+T = TypeVar("T")
+
+
+@dataclass
+class Hit:
+    method: str
+    path: str
+    start: float
+    end: float
+
+
+@dataclass
+class RecordingProxy:
+    """Forwards HTTP to the exchange and records when each request was in flight."""
+
+    target: str
+    on_order: Callable[[float], None]
+    hits: list[Hit] = field(default_factory=list)
+    url: str = ""
+    _runner: web.AppRunner | None = None
+    _client: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self._client = aiohttp.ClientSession(auto_decompress=False)
+        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._forward)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        assert self._client is not None
+        start = time.monotonic()
+        if request.method == "POST" and request.path.endswith("/orders"):
+            self.on_order(start)
+        body = await request.read()
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+        async with self._client.request(
+            request.method, self.target + request.path_qs, data=body, headers=headers
+        ) as upstream:
+            payload = await upstream.read()
+            out_headers = {
+                k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS
+            }
+            status = upstream.status
+        self.hits.append(Hit(request.method, request.path, start, time.monotonic()))
+        return web.Response(body=payload, status=status, headers=out_headers)
+
+    def between(self, start: float, end: float) -> list[Hit]:
+        return [h for h in self.hits if start <= h.start <= end]
+
+
+class Infra:
+    """The stand-in, the exchange and the proxy on their own event loop and thread."""
+
+    def __init__(self, main_loop: asyncio.AbstractEventLoop) -> None:
+        self._main = main_loop
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="infra", daemon=True)
+        self._thread.start()
+        self.previews: dict[int, float] = {}  # message id -> when the stand-in received it
+        self.order_arrivals: list[float] = []
+        self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+        self.exchange: PaperExchange
+        self.proxy: RecordingProxy
+        self.discord: LocalDiscord
+
+    async def call(self, factory: Callable[[], Awaitable[T]]) -> T:
+        """Run `factory()` on the infra loop and await its result from the main loop."""
+
+        async def run() -> T:
+            return await factory()
+
+        future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(run(), self.loop)
+        return await asyncio.wrap_future(future)
+
+    async def start(self) -> None:
+        async def setup() -> None:
+            self.exchange = PaperExchange(
+                PaperConfig(
+                    seed=7,
+                    start_time=trading_start_time(),
+                    real_time=False,
+                    fills=FillModelConfig(hazard_per_second=0.0),
+                )
+            )
+            await self.exchange.start()
+            self.exchange.market.set_quote("SPY", "10.00", "10.40")  # wide: orders rest
+            self.proxy = RecordingProxy(self.exchange.api_url, self._order_arrived)
+            await self.proxy.start()
+            self.discord = LocalDiscord(standard_world())
+            await self.discord.start()
+            self.discord.on_output(self._output)
+
+        await self.call(setup)
+
+    async def stop(self) -> None:
+        async def teardown() -> None:
+            await self.discord.stop()
+            await self.proxy.stop()
+            await self.exchange.stop()
+
+        await self.call(teardown)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+
+    # -- signals from the infra thread to the main loop ------------------------------------
+
+    def _output(self, event: OutputEvent) -> None:
+        record = event.message
+        if event.kind == "create" and record.id not in self.previews and "Preview" in record.text:
+            self.previews[record.id] = time.monotonic()
+        self._main.call_soon_threadsafe(self._check)
+
+    def _order_arrived(self, at: float) -> None:
+        self.order_arrivals.append(at)
+        self._main.call_soon_threadsafe(self._check)
+
+    def _check(self) -> None:
+        for waiter in list(self._waiters):
+            condition, future = waiter
+            if not future.done() and condition():
+                future.set_result(None)
+                self._waiters.remove(waiter)
+
+    async def until(self, condition: Callable[[], bool], limit_s: float = 10.0) -> None:
+        if condition():
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((condition, future))
+        await asyncio.wait_for(future, limit_s)
+
+    async def quiet(self, *, for_s: float = 0.03) -> None:
+        """Wait until neither Discord nor the exchange has seen a request for a moment."""
+        while True:
+            before = (len(self.proxy.hits), len(self.discord.rest_log))
+            await asyncio.sleep(for_s)
+            if (len(self.proxy.hits), len(self.discord.rest_log)) == before:
+                return
+
+
+def busy_time(hits: list[Hit], start: float, end: float) -> float:
+    """Length of the union of the hits' intervals, clipped to [start, end]."""
+    total, cursor = 0.0, start
+    for lo, hi in sorted((max(h.start, start), min(h.end, end)) for h in hits):
+        lo = max(lo, cursor)
+        if hi > lo:
+            total += hi - lo
+            cursor = hi
+    return total
+
+
+@dataclass
+class Sample:
+    preview_total: float
+    preview_exchange: float
+    submit_total: float
+    submit_exchange: float
+    round_trips: int
+
+    @property
+    def preview_bot(self) -> float:
+        return self.preview_total - self.preview_exchange
+
+    @property
+    def submit_bot(self) -> float:
+        return self.submit_total - self.submit_exchange
+
+
+async def one_order(infra: Infra) -> Sample:
+    discord = infra.discord
+    proxy = infra.proxy
+    known = set(infra.previews)
+    said: MessageRecord = await infra.call(
+        lambda: discord.say("trader", "#trading", "!tt buy 1 SPY @ mid")
+    )
+    start = said.changed_monotonic or time.monotonic()
+    await infra.until(lambda: bool(set(infra.previews) - known))
+    (preview_id,) = set(infra.previews) - known
+    posted = infra.previews[preview_id]
+    preview = next(m for m in discord.messages if m.id == preview_id)
+
+    arrivals = len(infra.order_arrivals)
+    interaction = await infra.call(lambda: discord.click("trader", "Confirm", preview, wait=False))
+    # The stand-in lets a message be "seen" for a moment before a click, like a person;
+    # the interval starts when Discord sends the interaction to the bot.
+    click_at = interaction.created_monotonic
+    await infra.until(lambda: len(infra.order_arrivals) > arrivals)
+    arrived = infra.order_arrivals[arrivals]
+    await infra.quiet()  # the order's aftermath (progress edit, tracker read) is not the next's
+    return Sample(
+        preview_total=posted - start,
+        preview_exchange=busy_time(proxy.between(start, posted), start, posted),
+        submit_total=arrived - click_at,
+        submit_exchange=busy_time(proxy.between(click_at, arrived), click_at, arrived),
+        round_trips=len(proxy.between(start, arrived)),  # up to and including the POST
+    )
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def describe(name: str, totals: list[float], exchange: list[float], bot: list[float]) -> str:
+    def ms(values: list[float], q: float) -> str:
+        return f"{percentile(values, q) * 1000:6.2f}"
+
+    return (
+        f"{name:8s} total p50 {ms(totals, 0.5)} p99 {ms(totals, 0.99)} ms | "
+        f"exchange p50 {ms(exchange, 0.5)} p99 {ms(exchange, 0.99)} ms | "
+        f"bot p50 {ms(bot, 0.5)} p99 {ms(bot, 0.99)} ms"
+    )
+
+
+async def run(orders: int, warmup: int) -> list[Sample]:
+    logging.getLogger("discord").setLevel(logging.ERROR)
+    infra = Infra(asyncio.get_running_loop())
+    await infra.start()
+    try:
+        exchange = infra.exchange
+        clock = ManualClock(exchange.clock.now, lambda _seconds: None)  # nobody advances it
+        with tempfile.TemporaryDirectory(prefix="tt-bench-") as workdir:
+            options = RuntimeOptions(
+                db_path=Path(workdir) / "bench.db",
+                paper=exchange,
+                clock=clock,
+                poll_interval_s=3600.0,  # no background polling inside the measured windows
+                endpoints={
+                    Environment.PAPER: PaperEndpoints(infra.proxy.url, exchange.streamer_url)
+                },
+            )
+            async with open_runtime(load_config(environ={}), options) as runtime:
+                world = infra.discord.world
+                await configure_standard_guild(runtime.service, world)
+                infra.discord.install()
+                bot = TTBot(
+                    service=runtime.service, owner_ids=[world.owner.id], guild_ready_timeout=0.05
+                )
+                task = asyncio.create_task(bot.start("benchmark-token"))
+                try:
+                    await infra.call(infra.discord.wait_until_identified)
+                    await asyncio.wait_for(bot.wait_until_ready(), 10)
+                    await runtime.service.sync(world.guilds[0].id, kind="full", progress=None)
+                    samples = []
+                    for n in range(warmup + orders):
+                        sample = await one_order(infra)
+                        if n >= warmup:
+                            samples.append(sample)
+                    return samples
+                finally:
+                    await bot.close()
+                    await asyncio.gather(task, return_exceptions=True)
+                    infra.discord.uninstall()
+    finally:
+        await infra.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=10)
+    args = parser.parse_args()
+    samples: list[Sample] = asyncio.run(run(args.orders, args.warmup))
+    print(f"{len(samples)} single-leg orders (after {args.warmup} warm-up orders)")
+    print(
+        describe(
+            "preview",
+            [s.preview_total for s in samples],
+            [s.preview_exchange for s in samples],
+            [s.preview_bot for s in samples],
+        )
+    )
+    print(
+        describe(
+            "submit",
+            [s.submit_total for s in samples],
+            [s.submit_exchange for s in samples],
+            [s.submit_bot for s in samples],
+        )
+    )
+    bot = [s.preview_bot for s in samples] + [s.submit_bot for s in samples]
+    trips = [s.round_trips for s in samples]
+    print(
+        f"round trips per order: median {statistics.median_high(trips)}, max {max(trips)} "
+        "(quote, dry-run, place)"
+    )
+    p50, p99 = percentile(bot, 0.5) * 1000, percentile(bot, 0.99) * 1000
+    met = p50 <= TARGET_P50_MS and p99 <= TARGET_P99_MS and max(trips) <= TARGET_ROUND_TRIPS
+    print(
+        f"targets: bot p50 <= {TARGET_P50_MS:g} ms, p99 <= {TARGET_P99_MS:g} ms, "
+        f"round trips <= {TARGET_ROUND_TRIPS}: {'met' if met else 'NOT met'}"
+    )
+    print(f"bot overhead p50 {p50:.2f} ms p99 {p99:.2f} ms, round trips {max(trips)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
