@@ -19,7 +19,7 @@ flight does not care about a simulated market clock).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -81,6 +81,8 @@ def _match(
         for o in orders
         if o.id not in exclude
         and o.replaces_order_id is None
+        # An order carrying someone else's identifier is theirs, whatever it looks like.
+        and o.external_identifier in (None, key)
         and _leg_key(legs_of(o)) == wanted_legs
         and (price is None or o.price == price)
         and (o.received_at is None or o.received_at >= earliest)
@@ -103,8 +105,13 @@ async def reconcile_submission(
     attempts: int = 3,
     delay_s: float = 1.0,
     exclude: Collection[int] = (),
+    owned_elsewhere: Callable[[int], Awaitable[bool]] | None = None,
 ) -> SubmissionReconciliation:
-    """Look for the order a lost submission may have created (never resubmits)."""
+    """Look for the order a lost submission may have created (never resubmits).
+
+    ``owned_elsewhere(order_id)`` tells whether an order already belongs to another chase
+    (so an identical order placed by a different command is never adopted).
+    """
     any_read_ok = False
     ambiguity = ""
     for attempt in range(attempts):
@@ -116,8 +123,13 @@ async def reconcile_submission(
             log.warning("reconcile_read_failed", attempt=attempt, error=str(exc))
             continue
         any_read_ok = True
+        taken = set(exclude)
+        if owned_elsewhere is not None:
+            for order in orders:
+                if order.external_identifier != key and await owned_elsewhere(order.id):
+                    taken.add(order.id)
         found, matched_by, ambiguity = _match(
-            orders, key=key, legs=legs, price=price, window_start=window_start, exclude=exclude
+            orders, key=key, legs=legs, price=price, window_start=window_start, exclude=taken
         )
         if found is not None:
             return SubmissionReconciliation(order=found, certain=True, matched_by=matched_by)

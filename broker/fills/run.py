@@ -225,6 +225,7 @@ class ChaseRun:
             window_start=record.created_at,
             attempts=self.services.reconcile_attempts,
             delay_s=self.services.reconcile_delay_s,
+            owned_elsewhere=self._owned_elsewhere,
         )
         if found.order is not None:
             self.log.info("submission_adopted", order_id=found.order.id, by=found.matched_by)
@@ -242,6 +243,10 @@ class ChaseRun:
             f"{found.detail or 'the orders could not be checked'}; nothing was resubmitted. "
             "Check the account's orders before trying again",
         )
+
+    async def _owned_elsewhere(self, order_id: int) -> bool:
+        owner = await self.services.store.by_order(self.record.environment, order_id)
+        return owner is not None and owner.id != self.record.id
 
     async def _adopt_placed(self, placed: PlacedOrder, *, adopted: bool) -> None:
         record = self.record

@@ -127,3 +127,27 @@ async def test_replace_reconciliation(tmp_path: Path) -> None:
         found = await reconcile_replacement(ops, old_order_id=first.id, delay_s=0.01)
         assert found.outcome is ReplaceOutcome.REPLACED and found.order is not None
         assert found.order.id == second.id and found.order.replaces_order_id == first.id
+
+
+async def test_orders_owned_by_other_chases_or_keys_are_never_adopted(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        order = r.equity_order("SPY", "100.00", "101.00")
+        ops = OrderOps(r.session, r.account)
+        start = r.exchange.clock.now()
+        other_chase = await ops.place(order.limit_order(D("-100.50"), None))
+        await ops.place(order.limit_order(D("-100.50"), "someone-else"))
+        mine = await ops.place(order.limit_order(D("-100.50"), None))
+
+        async def owned_elsewhere(order_id: int) -> bool:
+            return order_id == other_chase.id
+
+        found = await reconcile_submission(
+            ops,
+            key="lost-key",
+            legs=order.legs,
+            price=D("-100.50"),
+            window_start=start,
+            delay_s=0.01,
+            owned_elsewhere=owned_elsewhere,
+        )
+        assert found.certain and found.order is not None and found.order.id == mine.id
