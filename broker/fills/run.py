@@ -248,7 +248,9 @@ class ChaseRun:
         owner = await self.services.store.by_order(self.record.environment, order_id)
         return owner is not None and owner.id != self.record.id
 
-    async def _adopt_placed(self, placed: PlacedOrder, *, adopted: bool) -> None:
+    async def _adopt_placed(
+        self, placed: PlacedOrder, *, adopted: bool, late: bool = False
+    ) -> None:
         record = self.record
         self.adopted = adopted
         record.current_order_id = placed.id
@@ -256,7 +258,8 @@ class ChaseRun:
             record.chain.append(placed.id)
         if placed.price is not None and not record.order.is_market:
             record.last_price = placed.price
-        record.status = ChaseStatus.WORKING
+        # A late arrival is not chased any more: it is left working as it is.
+        record.status = ChaseStatus.LEFT_WORKING if late else ChaseStatus.WORKING
         store = self.services.store
         await store.add_link(
             record.id,
@@ -289,7 +292,7 @@ class ChaseRun:
     async def adopt_late(self, order: PlacedOrder) -> None:
         """Link an order that surfaced after its submission was reported lost."""
         self.log.warning("late_order_adopted", order_id=order.id)
-        await self._adopt_placed(order, adopted=True)
+        await self._adopt_placed(order, adopted=True, late=True)
         snap = self.snapshots[order.id]
         if (outcome := self._terminal_outcome(snap)) is not None:
             await self._conclude(*outcome)

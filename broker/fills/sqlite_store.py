@@ -57,7 +57,8 @@ def _row_status(status: ChaseStatus, *, has_chain: bool, current_row_status: str
         case ChaseStatus.HALTED:
             return "halted" if current_row_status == "working" else "cancelled"
         case ChaseStatus.REJECTED | ChaseStatus.NOT_PLACED:
-            return "not_placed"
+            # An order that once worked and was then rejected ended like a cancelled one.
+            return "cancelled" if has_chain else "not_placed"
         case _:
             return "cancelled"
 

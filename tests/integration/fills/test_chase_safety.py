@@ -213,3 +213,40 @@ async def test_partial_fill_then_remainder_chased(tmp_path: Path) -> None:
         ]
         assert fills_seen[0].fill_quantity == 1 and fills_seen[1].fill_quantity == 1
         assert fills_seen[1].average_price == D("-100.13")
+
+
+async def test_order_reported_not_placed_that_surfaces_later_is_adopted(tmp_path: Path) -> None:
+    """Belt and braces: if an order reported "not placed" turns up after all (a request the
+    exchange processed late), the tracker hands it to the engine, which links it to its chase
+    and announces it, so it is cancellable and its fills are reported."""
+    from broker.fills.broker_ops import OrderOps
+    from broker.notify import NotificationHub
+
+    async with rig(tmp_path) as r:
+        r.exchange.faults.fail("POST", ORDERS_PATH, 503, times=1)
+        order = r.equity_order("SPY", "100.00", "101.00")
+        lost = await (await r.engine.submit(r.request(order, "late-1"))).wait()
+        assert lost.status is ChaseStatus.NOT_PLACED and r.exchange_orders() == []
+
+        # The same submission lands at the exchange after all.
+        surfaced = await OrderOps(r.session, r.account).place(
+            order.limit_order(lost.start_price, "late-1")
+        )
+        hub = NotificationHub(r.tracker, r.bus, poll_interval_s=0.05, use_streamer=False)
+        await hub.watch(r.session, "paper", r.account, r.context())
+        for _ in range(200):
+            if r.recorder.of(OrderPlaced):
+                break
+            await asyncio.sleep(0.01)
+        await hub.close()
+        await settle(r)
+
+        [placed] = r.recorder.of(OrderPlaced)
+        assert placed.adopted and placed.order_id == surfaced.id
+        assert placed.chase_id == lost.chase_id
+        row = await r.db.chases.get(lost.chase_id)
+        assert row is not None and row.status == "left_working"
+        assert row.current_order_id == surfaced.id
+        [cancelled] = await r.engine.cancel(r.context().guild_id, surfaced.id)
+        assert cancelled.status is ChaseStatus.CANCELLED
+        assert r.exchange_orders()[0].status == "Cancelled"
