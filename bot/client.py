@@ -47,6 +47,7 @@ class TTBot(commands.Bot):
         dev_guild_id: int | None = None,
         progress_interval: float = 1.0,
         confirm_timeout: float = 60.0,
+        notice_retry_delay: float = 1.0,
         **options: Any,
     ) -> None:
         super().__init__(
@@ -63,6 +64,7 @@ class TTBot(commands.Bot):
         self.dev_guild_id = dev_guild_id
         self.progress_interval = progress_interval  # min seconds between progress edits
         self.confirm_timeout = confirm_timeout  # how long Confirm/Cancel buttons stay live
+        self.notice_retry_delay = notice_retry_delay  # backoff base for failed fill posts
         self._extensions = tuple(extensions)
         self._seen_messages: OrderedDict[int, None] = OrderedDict()
         # (guild, channel) pairs where an admin was already told `!tt` is not enabled there
@@ -75,6 +77,16 @@ class TTBot(commands.Bot):
             # A half-loaded trading bot is worse than none: fail start-up loudly.
             await self.load_extension(extension)
             log.info("loaded extension %s", extension)
+        if self.dev_guild_id is not None:
+            # Only a development server is synced at start-up (instant, not rate-limited);
+            # everything else waits for the owner's explicit `!tt slashsync`.
+            guild = discord.Object(id=self.dev_guild_id)
+            try:
+                count = await self.sync_app_commands("guild", guild)
+            except discord.HTTPException:
+                log.warning("could not sync slash commands to the dev guild", exc_info=True)
+            else:
+                log.info("synced %d slash command(s) to the dev guild", count)
 
     async def close(self) -> None:
         for task in list(self.background_tasks):

@@ -27,9 +27,9 @@ SEND_ATTEMPTS = 3
 
 
 class Notifications(commands.Cog):
-    def __init__(self, bot: TTBot, *, retry_delay: float = 1.0) -> None:
+    def __init__(self, bot: TTBot) -> None:
         self.bot = bot
-        self.retry_delay = retry_delay
+        self.retry_delay = bot.notice_retry_delay
         self.queue: asyncio.Queue[FillNotice] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._unsubscribe: object = None

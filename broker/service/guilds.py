@@ -19,7 +19,7 @@ from storage.database import Database
 from storage.errors import StorageError
 from storage.guilds import MAX_CHASE_STEPS, GuildSettings
 
-__all__ = ["LIMIT_NAMES", "GuildSettingsStore", "guild_view"]
+__all__ = ["LIMIT_NAMES", "GuildSettingsStore", "guild_view", "parse_limit"]
 
 _ON = {"on", "yes", "true", "1", "enable", "enabled"}
 _OFF = {"off", "no", "false", "0", "disable", "disabled"}
@@ -120,6 +120,14 @@ def guild_view(settings: GuildSettings) -> GuildView:
             "chase_interval": f"{settings.chase_interval_seconds:g} s",
         },
     )
+
+
+def parse_limit(name: str, value: str) -> dict[str, Any]:
+    """`!tt limits set <name> <value>` as repository update fields (raises `ServiceError`)."""
+    parser = _LIMIT_PARSERS.get(name)
+    if parser is None:
+        raise ServiceError(f"Unknown setting `{name[:30]}`. Settings: {', '.join(LIMIT_NAMES)}.")
+    return parser(value)
 
 
 class GuildSettingsStore:

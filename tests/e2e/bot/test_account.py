@@ -57,3 +57,40 @@ async def test_close_a_position_by_number(tmp_path: Path) -> None:
         await st.advance(1)
         assert "No open positions" in only(await run(st, "viewer", "!tt positions")).text
         assert "no open positions" in only(await run(st, "trader", "!tt close 1")).text
+
+
+async def test_orders_quote_accounts_help_and_limits(tmp_path: Path) -> None:
+    options = StackOptions(db_path=tmp_path / "tt.db", fills=NO_LUCK)
+    async with local_stack(offline_config(), options) as st:
+        st.exchange.market.set_quote("SPY", "500.00", "500.10")
+        await run(st, "trader", "!tt buy 1 SPY @ mid")
+        await click(st, "trader", "Confirm")
+        orders = only(await run(st, "viewer", "!tt orders"))
+        assert "Open orders" in orders.text and "↗" in orders.text  # being chased
+        assert "Buy 1 SPY" in orders.text and "500.05 debit" in orders.text
+
+        quote = only(await run(st, "viewer", "!tt quote SPY"))
+        assert "Bid" in quote.text and "500.00" in quote.text and "500.10" in quote.text
+        option = only(await run(st, "viewer", "!tt quote SPY 3DTE 765C"))
+        assert "Quote: SPY " in option.text and "Equity Option" in option.text
+        bad = only(await run(st, "viewer", "!tt quote NOTASYMBOL1"))
+        assert "Quote:" not in bad.text and "Something went wrong" not in bad.text
+
+        accounts = only(await run(st, "viewer", "!tt accounts"))
+        assert "5WT00001" in accounts.text and "★" in accounts.text
+        denied = only(await run(st, "viewer", "!tt accounts 1"))
+        assert "admin" in denied.text
+        chosen = only(await run(st, "admin", "!tt accounts 1"))
+        assert "5WT00001" in chosen.text
+
+        detail = only(await run(st, "viewer", "!tt help buy"))
+        assert "!tt buy" in detail.text and "trader" in detail.text and "Examples" in detail.text
+
+        ticks = only(await run(st, "admin", "!tt limits set chase_ticks 9"))
+        assert "must be from 1 to 3" in ticks.text
+        assert "Unknown setting" in only(await run(st, "admin", "!tt limits set colour red")).text
+        only(await run(st, "admin", "!tt limits set max_quantity 2"))
+        refused = only(await run(st, "trader", "!tt buy 5 SPY @ mid"))
+        assert "would reject" in refused.text and not refused.buttons
+        limits = only(await run(st, "admin", "!tt limits"))
+        assert "max_quantity" in limits.text and "2" in limits.text

@@ -158,3 +158,29 @@ async def test_bad_order_text_gets_a_specific_answer(stack: LocalStack) -> None:
     reply = only(await run(stack, "trader", "!tt buy 1 SPY 12/18 590 @ 1.20"))
     assert "590C or 590P" in reply.text
     assert stack.exchange.orders() == []
+
+
+async def test_fill_notices_survive_discord_errors(tmp_path: Path) -> None:
+    options = StackOptions(
+        db_path=tmp_path / "tt.db", fills=NO_LUCK, bot_options={"notice_retry_delay": 0.01}
+    )
+    async with local_stack(offline_config(), options) as st:
+        channel = st.channel_id("trading")
+        pin_spy(st, "500.00", "500.00")
+        await run(st, "trader", "!tt buy 1 SPY @ mid")
+        # The notice's first POST fails; it is retried and posted once.
+        st.discord.inject_error("POST", f"/channels/{channel}/messages", 400, times=1)
+        await click(st, "trader", "Confirm")
+        await st.advance(1)
+        notices = [m for m in st.discord.messages_in("#trading") if "Filled: SPY" in m.text]
+        assert len(notices) == 1
+
+        # Forbidden: the notice is dropped (and logged); the bot keeps working.
+        await run(st, "trader", "!tt buy 1 SPY @ mid")
+        st.discord.inject_error("POST", f"/channels/{channel}/messages", 403, code=50013)
+        await click(st, "trader", "Confirm")
+        await st.advance(1)
+        notices = [m for m in st.discord.messages_in("#trading") if "Filled: SPY" in m.text]
+        assert len(notices) == 1
+        assert [o.status for o in st.exchange.orders()] == ["Filled", "Filled"]
+        assert "Status" in only(await run(st, "viewer", "!tt status")).text
