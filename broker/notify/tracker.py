@@ -431,9 +431,10 @@ def _summary(
     filled: Decimal,
     current: OrderSnapshot,
 ) -> ChaseSummary:
-    final = current.price if current.price is not None else chase.last_price
-    if chase.current_order_id is not None and chase.current_order_id != current.order_id:
-        final = chase.last_price if current.order_id in chase.chain else final
+    # The newest order of the chain carries the chase's latest price (the stored chase may
+    # not have recorded a replacement the exchange already reported).
+    newest = current.order_id == chain[-1] and current.price is not None
+    final = current.price if newest and current.price is not None else chase.last_price
     improvement = None if average is None else average - chase.natural_at_submission
     return ChaseSummary(
         chase_id=chase.id,
