@@ -178,13 +178,9 @@ class SyncRunner:
         """The SDK account (fetched once per service) and its row (needed by foreign keys)."""
         if self.account is None:
             number = self._number
-            try:
-                self.account = await self._session.read(
-                    lambda sdk: SdkAccount.get(sdk, number), kind="validate"
-                )
-            except BrokerError as exc:
-                await self._note_auth_failure(exc)
-                raise
+            self.account = await self._session.read(
+                lambda sdk: SdkAccount.get(sdk, number), kind="validate"
+            )
         guild_id = self._guild_id
         if guild_id is not None and await self._db.guilds.get(guild_id) is None:
             guild_id = None  # the account row keeps whatever guild link it already has

@@ -141,7 +141,8 @@ class SyncService:
         """Sync one account (or attach to its running sync) and return the result.
 
         `kind`: "full" re-reads the whole history, "incremental" reads from the watermark,
-        "auto" is incremental once a watermark exists. `manual` marks a user's request,
+        "auto" is incremental once a watermark exists. A request for an account whose sync
+        is running attaches to that sync whatever its kind. `manual` marks a user's request,
         which is rate-limited per guild (`SyncRateLimited`); attaching is always allowed.
         Raises `BrokerError` when the sync fails (the run is stored as failed, with every
         page written before the failure kept).
@@ -151,9 +152,18 @@ class SyncService:
         env = Environment(environment).value  # ValueError names the bad environment
         if not account_number or not account_number.strip():
             raise ValueError("an account number is required to sync")
+        if session.environment.value != env:
+            raise ValueError(
+                f"this session is for {session.environment.value}, not {env}: rows would be "
+                "stored under the wrong environment"
+            )
         if self._recovery is None:
             self._recovery = asyncio.get_running_loop().create_task(self._recover())
-        await asyncio.shield(self._recovery)
+        try:
+            await asyncio.shield(self._recovery)
+        except Exception:
+            self._recovery = None  # try again on the next request
+            raise
         # No await from here until the run is registered: a concurrent request for the
         # same account either finds this run or registers its own first.
         key = (env, account_number)

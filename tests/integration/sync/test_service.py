@@ -197,6 +197,7 @@ async def test_each_sync_adds_a_balance_snapshot(
         ("paper", "5WT00001", "everything", "sync kind must be one of auto, full, incremental"),
         ("prod", "5WT00001", "auto", "'prod' is not a valid Environment"),
         ("paper", " ", "auto", "an account number is required"),
+        ("sandbox", "5WT00001", "auto", "this session is for paper, not sandbox"),
     ],
 )
 async def test_bad_requests_get_clear_errors(
