@@ -29,7 +29,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING
 
 import structlog
 from tastytrade.order import PlacedOrder
@@ -48,6 +48,9 @@ from broker.fills.policy import ChaseParamsError, PriceLadder, effect_of
 from broker.fills.run import MAX_CHAIN_FOLLOW, ChaseRun, OrderObserver
 from broker.fills.store import ChaseStore
 from broker.session import BrokerError, BrokerSession
+
+if TYPE_CHECKING:
+    from storage.database import Database
 
 __all__ = ["ChaseEngine", "ChaseHandle", "SessionLookup"]
 
@@ -119,7 +122,7 @@ class ChaseEngine:
 
     def __init__(
         self,
-        db: Any,
+        db: Database | None,
         events: EventBus,
         clock: Clock | None = None,
         *,
@@ -131,6 +134,8 @@ class ChaseEngine:
         cancel_settle_delay_s: float = 0.2,
     ) -> None:
         if store is None:
+            if db is None:
+                raise ValueError("ChaseEngine needs a database or an explicit store")
             from broker.fills.sqlite_store import SqliteChaseStore
 
             store = SqliteChaseStore(db)
@@ -266,7 +271,15 @@ class ChaseEngine:
         if run is not None:
             return ChaseHandle(existing.id, run.result, duplicate=True)
         future = loop.create_future()
-        future.set_result(_record_result(existing, duplicate=True))
+        if (
+            existing.chain
+            and existing.account_number == request.account_number
+            and existing.environment == request.context.environment
+        ):
+            described = await ChaseRun(self._services, existing, request.session).describe()
+            future.set_result(replace(described, duplicate=True))
+        else:
+            future.set_result(_record_result(existing, duplicate=True))
         return ChaseHandle(existing.id, future, duplicate=True)
 
     def _start(self, record: ChaseRecord, session: BrokerSession, *, resume: bool) -> ChaseRun:

@@ -143,6 +143,15 @@ class ChaseRun:
     async def run_resume(self) -> ChaseResult:
         return await self._guarded(self._run_resume)
 
+    async def describe(self) -> ChaseResult:
+        """The outcome of a concluded chase, with its fills read back from the broker."""
+        for order_id in self.record.chain:
+            try:
+                self.snapshots[order_id] = OrderSnapshot.of(await self.ops.get(order_id))
+            except BrokerError as exc:
+                self.log.warning("chain_read_failed", order_id=order_id, error=exc.message)
+        return self._result(self.record.message)
+
     async def cancel_working(self, status: ChaseStatus) -> ChaseResult:
         """Cancel the current order of a chase that has no running task (left working)."""
         return await self._guarded(lambda: self._cancel_and_conclude(status))

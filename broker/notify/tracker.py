@@ -22,7 +22,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 from tastytrade import Account, Session
@@ -44,7 +44,9 @@ from broker.fills.snapshot import OrderSnapshot
 from broker.session import BrokerError, BrokerSession
 
 if TYPE_CHECKING:
+    from broker.fills.clock import Clock
     from broker.fills.store import ChaseStore
+    from storage.database import Database
 
 __all__ = ["FillTracker"]
 
@@ -68,11 +70,11 @@ class FillTracker:
 
     def __init__(
         self,
-        db: Any,
+        db: Database,
         events: EventBus,
         *,
         store: ChaseStore | None = None,
-        clock: Any = None,
+        clock: Clock | None = None,
         fees: bool = True,
     ) -> None:
         if store is None:

@@ -123,6 +123,7 @@ async def test_redelivered_command_never_places_twice(tmp_path: Path) -> None:
         again = await third.wait()
         assert third.duplicate and again.duplicate
         assert again.status is ChaseStatus.FILLED
+        assert again.filled_quantity == 1 and again.average_price == D("-100.04")
         assert len([o for o in r.exchange_orders() if o.replaces_order_id is None]) == 1
 
 
