@@ -175,3 +175,25 @@ async def test_heartbeat_keeps_the_connection_and_a_dead_one_is_replaced(tmp_pat
         await eventually(lambda: watch.streamer.connections == 2, "the reconnect")
         await eventually(lambda: watch.poller.polls > polls, "the re-sync poll")
         await hub.close()
+
+
+async def test_day_order_expiring_at_the_close_is_reported_once(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        hub = NotificationHub(r.tracker, r.bus, poll_interval_s=0.05, use_streamer=False)
+        await hub.watch(r.session, "paper", r.account, r.context())
+        placed = await place_plain(r, "expire-1")
+        r.exchange.clock.advance(3 * 24 * 3600)  # past the next session close
+        await eventually(lambda: bool(r.recorder.of(OrderTerminal)), "the expiry")
+        await asyncio.sleep(0.2)
+        await settle(r)
+        await hub.close()
+        [terminal] = r.recorder.of(OrderTerminal)
+        assert terminal.status == "Expired" and terminal.order_id == placed.current_order_id
+        for _ in range(100):
+            row = await r.db.chases.get(placed.chase_id)
+            if row is not None and row.status == "cancelled":
+                break
+            await asyncio.sleep(0.01)
+        assert row is not None and row.status == "cancelled"
+        stored = await r.engine.store.get(placed.chase_id)
+        assert stored is not None and stored.status is ChaseStatus.EXPIRED
