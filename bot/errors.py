@@ -15,6 +15,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.checks import ChannelNotAllowed, NotInGuild
+from bot.formatting import badge
 from broker.service.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,9 @@ async def handle_command_error(ctx: commands.Context[commands.Bot], error: BaseE
         return
 
     if isinstance(error, ServiceError):
-        await reply(ctx, error.message)
+        settings = getattr(ctx, "tt_settings", None)  # set by the gate for `tt` commands
+        prefix = f"{badge(settings.environment)} · " if settings is not None else ""
+        await reply(ctx, prefix + error.message)
         return
 
     if isinstance(error, commands.CommandOnCooldown):
