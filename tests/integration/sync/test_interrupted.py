@@ -15,7 +15,6 @@ from storage import Database
 
 from .conftest import (
     ENV,
-    RETRY,
     broker_orders,
     broker_transactions,
     stored_order_ids,
@@ -56,8 +55,8 @@ async def test_failure_on_page_n_keeps_committed_pages_and_the_next_run_complete
         nonlocal injected
         if not injected and update.stage is Stage.TRANSACTIONS and update.pages_done >= 3:
             injected = True
-            # Every attempt (first try and retries) of the next page request gets a 503.
-            exchange.faults.fail("GET", "/accounts/*/transactions", 503, times=RETRY.attempts)
+            # From now on every transactions request (first tries and retries) gets a 503.
+            exchange.faults.fail("GET", "/accounts/*/transactions", 503, times=1000)
 
     with pytest.raises(BrokerError) as failure:
         await sync.run(broker, ENV, number, progress=fail_a_later_page)
@@ -79,6 +78,7 @@ async def test_failure_on_page_n_keeps_committed_pages_and_the_next_run_complete
     account_row = await db.accounts.require(ENV, number)
     assert account_row.last_synced_at is None and not account_row.needs_relink
 
+    exchange.faults.clear()
     first = len(exchange.requests)
     result = await sync.run(broker, ENV, number)
 
@@ -104,10 +104,14 @@ async def test_a_stopped_sync_leaves_whole_pages_and_is_completed_next_time(
     number = exchange.account_number
     truth = [(tx.executed_at, tx.id) for tx in await broker_transactions(broker, account)]
     two_pages = asyncio.Event()
+    transaction_pages = 0
 
     def watch(update: SyncProgress) -> None:
-        if update.pages_done >= 2:
-            two_pages.set()
+        nonlocal transaction_pages
+        if update.stage is Stage.TRANSACTIONS:
+            transaction_pages += 1
+            if transaction_pages >= 2:
+                two_pages.set()
 
     running = asyncio.create_task(sync.run(broker, ENV, number, progress=watch))
     await asyncio.wait_for(two_pages.wait(), 10)

@@ -46,6 +46,7 @@ async def test_a_caller_that_stops_waiting_does_not_stop_the_sync(
     exchange: PaperExchange, broker: BrokerSession, sync: SyncService, db: Database
 ) -> None:
     exchange.seed_history(transactions=1500)
+    exchange.faults.latency(0.05, "GET", "/accounts/*/transactions")  # a sync that takes a while
     number = exchange.account_number
     impatient = asyncio.create_task(sync.run(broker, ENV, number))
     await eventually(lambda: sync.is_running(ENV, number))
