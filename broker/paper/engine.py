@@ -63,6 +63,7 @@ from broker.paper.orders import (
     OrderRequest,
     OrderStateError,
     PreflightError,
+    closes_without_position,
     parse_order_body,
 )
 from broker.paper.payloads import JsonDict, signed
@@ -333,6 +334,7 @@ class Engine:
             change.gtc_date,
             change.source or old.source,
             change.external_identifier or old.external_identifier,
+            change.strict_position_effect or old.strict_position_effect,
         )
         new, _warnings = self._preflight(account, request)
         now = self.clock.now()
@@ -415,6 +417,8 @@ class Engine:
                     )
                 )
             legs.append(OrderLeg(instrument, leg.action, leg.quantity, leg.quantity))
+        if request.strict_position_effect:
+            errors.extend(closes_without_position(legs, lambda symbol: _held(account, symbol)))
         symbols = [leg.symbol for leg in request.legs]
         if len(set(symbols)) != len(symbols):
             errors.append(("duplicate_legs", "Each leg of an order must have a different symbol."))
@@ -478,6 +482,7 @@ class Engine:
             source=request.source,
             external_identifier=request.external_identifier,
             updated_at=now,
+            strict_position_effect=request.strict_position_effect,
         )
         return order, self._warnings(account, legs)
 
@@ -872,6 +877,11 @@ class Engine:
 
 
 # ------------------------------------------------------------------ helpers
+def _held(account: Account, symbol: str) -> Decimal:
+    position = account.positions.get(symbol)
+    return position.quantity if position is not None else ZERO
+
+
 def _order_underlying(instrument: Instrument) -> str:
     if isinstance(instrument, EquitySpec):
         return instrument.symbol

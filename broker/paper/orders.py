@@ -7,6 +7,7 @@ the magnitude plus `price-effect`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -47,7 +48,6 @@ IGNORED_FIELDS = frozenset(
         "partition-key",
         "preflight-id",
         "rules",
-        "advanced-instructions",
         "external-identifier",
     }
 )
@@ -154,6 +154,9 @@ class Order:
     cancelled_size: Decimal | None = None
     expires_at: datetime | None = None
     triggered: bool = False
+    #: `advanced-instructions.strict-position-effect-validation`: a close of nothing is
+    #: refused instead of being turned into an open (kept by replacements).
+    strict_position_effect: bool = False
 
     @property
     def size(self) -> Decimal:
@@ -243,6 +246,57 @@ class OrderRequest:
     gtc_date: date | None
     source: str | None
     external_identifier: str | None
+    strict_position_effect: bool = False
+
+
+def closes_without_position(
+    legs: list[OrderLeg], held: Callable[[str], Decimal]
+) -> list[tuple[str, str]]:
+    """Preflight errors for "to Close" legs the account's positions cannot cover.
+
+    Only applied with strict position-effect validation: the real API then discards such a
+    close instead of silently turning it into an opening order.
+    """
+    errors: list[tuple[str, str]] = []
+    for leg in legs:
+        if "Close" not in leg.action:
+            continue
+        position = held(leg.symbol)
+        # A buy closes a short (held < 0); a sell closes a long (held > 0).
+        available = -position if leg.is_buy else position
+        if available <= 0:
+            errors.append(
+                (
+                    "closing_with_no_position",
+                    f"{leg.action} {leg.symbol}: there is no position to close "
+                    "(strict position-effect validation).",
+                )
+            )
+        elif leg.quantity > available:
+            errors.append(
+                (
+                    "closing_quantity_exceeds_position",
+                    f"{leg.action} {number(leg.quantity)} {leg.symbol}: only "
+                    f"{number(available)} can be closed (strict position-effect validation).",
+                )
+            )
+    return errors
+
+
+def _strict_position_effect(body: JsonDict, errors: list[tuple[str, str]]) -> bool:
+    advanced = body.get("advanced-instructions")
+    if advanced is None:
+        return False
+    if not isinstance(advanced, dict):
+        errors.append(("invalid_parameter", "advanced-instructions must be an object"))
+        return False
+    strict = advanced.get("strict-position-effect-validation", False)
+    if not isinstance(strict, bool):
+        errors.append(
+            ("invalid_parameter", "strict-position-effect-validation must be true or false")
+        )
+        return False
+    return strict
 
 
 def _decimal(body: JsonDict, key: str, errors: list[tuple[str, str]]) -> Decimal | None:
@@ -325,6 +379,7 @@ def parse_order_body(body: object, *, replace: bool = False) -> OrderRequest:
         errors.append(("invalid_parameter", "external-identifier must be a string"))
         external = None
     source = body.get("source")
+    strict = _strict_position_effect(body, errors)
     if errors:
         raise PreflightError(errors)
     assert isinstance(time_in_force, str) and isinstance(order_type, str)
@@ -338,6 +393,7 @@ def parse_order_body(body: object, *, replace: bool = False) -> OrderRequest:
         gtc_date,
         source if isinstance(source, str) else None,
         external,
+        strict,
     )
 
 
