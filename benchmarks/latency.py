@@ -7,12 +7,13 @@ Two intervals per order, each split into bot-side time and exchange time:
 * submit  — from the Confirm click being sent to the bot to the order's arrival at the
   exchange (its POST /accounts/…/orders reaches the exchange's front door).
 
-The bot runs alone on the main event loop, exactly as in production. The local Discord
-stand-in, the paper exchange and a recording HTTP proxy in front of the exchange run on a
-second event loop in their own thread, so their work does not queue behind (or in front of)
-the bot's. Exchange time is the union of the intervals the exchange (plus the proxy hop)
-spent on requests inside the measured interval; bot-side time is the rest. The proxy also
-counts HTTP round trips per order, from the message to the order's POST inclusive.
+The bot runs alone on the main event loop, exactly as in production. The paper exchange
+and a recording HTTP proxy in front of it run in a separate process (as a real exchange
+would), and the local Discord stand-in runs on a second event loop in its own thread, so
+their work does not queue behind (or in front of) the bot's. Exchange time is the union
+of the intervals the exchange (plus the proxy hop) spent on requests inside the measured
+interval; bot-side time is the rest. The proxy also counts HTTP round trips per order,
+from the message to the order's POST inclusive.
 
 Caches are warmed first (instruments, accounts, trading status, one sync), then orders are
 measured one at a time. Each order rests (the fill model never fills it by chance) and its
@@ -27,6 +28,7 @@ import argparse
 import asyncio
 import concurrent.futures
 import logging
+import multiprocessing
 import statistics
 import sys
 import tempfile
@@ -34,6 +36,8 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TypeVar
 
@@ -76,6 +80,7 @@ class RecordingProxy:
     target: str
     on_order: Callable[[float], None]
     hits: list[Hit] = field(default_factory=list)
+    on_hit: Callable[[Hit], None] | None = None
     url: str = ""
     _runner: web.AppRunner | None = None
     _client: aiohttp.ClientSession | None = None
@@ -114,15 +119,48 @@ class RecordingProxy:
                 k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS
             }
             status = upstream.status
-        self.hits.append(Hit(request.method, request.path, start, time.monotonic()))
+        hit = Hit(request.method, request.path, start, time.monotonic())
+        self.hits.append(hit)
+        if self.on_hit is not None:
+            self.on_hit(hit)
         return web.Response(body=payload, status=status, headers=out_headers)
 
     def between(self, start: float, end: float) -> list[Hit]:
         return [h for h in self.hits if start <= h.start <= end]
 
 
+def exchange_process(conn: Connection, start_iso: str) -> None:
+    """Child process: the paper exchange behind the recording proxy.
+
+    Reports ("ready", proxy url, streamer url), then ("order", t) the moment an order POST
+    arrives and ("hit", method, path, start, end) for every request served. Monotonic
+    clocks are system-wide on Linux, so the parent can compare the stamps with its own.
+    """
+
+    async def serve() -> None:
+        exchange = PaperExchange(
+            PaperConfig(
+                seed=7,
+                start_time=datetime.fromisoformat(start_iso),
+                real_time=False,
+                fills=FillModelConfig(hazard_per_second=0.0),
+            )
+        )
+        await exchange.start()
+        exchange.market.set_quote("SPY", "10.00", "10.40")  # wide: orders rest
+        proxy = RecordingProxy(exchange.api_url, lambda at: conn.send(("order", at)))
+        proxy.on_hit = lambda hit: conn.send(("hit", hit.method, hit.path, hit.start, hit.end))
+        await proxy.start()
+        conn.send(("ready", proxy.url, exchange.streamer_url))
+        await asyncio.to_thread(conn.recv)  # any message means stop
+        await proxy.stop()
+        await exchange.stop()
+
+    asyncio.run(serve())
+
+
 class Infra:
-    """The stand-in, the exchange and the proxy on their own event loop and thread."""
+    """The stand-in on its own event loop and thread; the exchange in its own process."""
 
     def __init__(self, main_loop: asyncio.AbstractEventLoop) -> None:
         self._main = main_loop
@@ -131,10 +169,16 @@ class Infra:
         self._thread.start()
         self.previews: dict[int, float] = {}  # message id -> when the stand-in received it
         self.order_arrivals: list[float] = []
+        self.hits: list[Hit] = []
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
-        self.exchange: PaperExchange
-        self.proxy: RecordingProxy
+        self.start_time = trading_start_time()
         self.discord: LocalDiscord
+        self.proxy_url = ""
+        self.streamer_url = ""
+        self._conn, child = multiprocessing.Pipe()
+        self._process = multiprocessing.get_context("spawn").Process(
+            target=exchange_process, args=(child, self.start_time.isoformat()), daemon=True
+        )
 
     async def call(self, factory: Callable[[], Awaitable[T]]) -> T:
         """Run `factory()` on the infra loop and await its result from the main loop."""
@@ -146,19 +190,12 @@ class Infra:
         return await asyncio.wrap_future(future)
 
     async def start(self) -> None:
+        self._process.start()
+        ready = await asyncio.to_thread(self._conn.recv)
+        _, self.proxy_url, self.streamer_url = ready
+        self._main.add_reader(self._conn.fileno(), self._from_exchange)
+
         async def setup() -> None:
-            self.exchange = PaperExchange(
-                PaperConfig(
-                    seed=7,
-                    start_time=trading_start_time(),
-                    real_time=False,
-                    fills=FillModelConfig(hazard_per_second=0.0),
-                )
-            )
-            await self.exchange.start()
-            self.exchange.market.set_quote("SPY", "10.00", "10.40")  # wide: orders rest
-            self.proxy = RecordingProxy(self.exchange.api_url, self._order_arrived)
-            await self.proxy.start()
             self.discord = LocalDiscord(standard_world())
             await self.discord.start()
             self.discord.on_output(self._output)
@@ -168,12 +205,25 @@ class Infra:
     async def stop(self) -> None:
         async def teardown() -> None:
             await self.discord.stop()
-            await self.proxy.stop()
-            await self.exchange.stop()
 
         await self.call(teardown)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
+        self._main.remove_reader(self._conn.fileno())
+        self._conn.send("stop")
+        await asyncio.to_thread(self._process.join, 10)
+
+    def _from_exchange(self) -> None:
+        while self._conn.poll():
+            message = self._conn.recv()
+            if message[0] == "order":
+                self.order_arrivals.append(message[1])
+            elif message[0] == "hit":
+                self.hits.append(Hit(*message[1:]))
+        self._check()
+
+    def between(self, start: float, end: float) -> list[Hit]:
+        return [h for h in self.hits if start <= h.start <= end]
 
     # -- signals from the infra thread to the main loop ------------------------------------
 
@@ -181,10 +231,6 @@ class Infra:
         record = event.message
         if event.kind == "create" and record.id not in self.previews and "Preview" in record.text:
             self.previews[record.id] = time.monotonic()
-        self._main.call_soon_threadsafe(self._check)
-
-    def _order_arrived(self, at: float) -> None:
-        self.order_arrivals.append(at)
         self._main.call_soon_threadsafe(self._check)
 
     def _check(self) -> None:
@@ -204,9 +250,9 @@ class Infra:
     async def quiet(self, *, for_s: float = 0.03) -> None:
         """Wait until neither Discord nor the exchange has seen a request for a moment."""
         while True:
-            before = (len(self.proxy.hits), len(self.discord.rest_log))
+            before = (len(self.hits), len(self.discord.rest_log))
             await asyncio.sleep(for_s)
-            if (len(self.proxy.hits), len(self.discord.rest_log)) == before:
+            if (len(self.hits), len(self.discord.rest_log)) == before:
                 return
 
 
@@ -240,7 +286,6 @@ class Sample:
 
 async def one_order(infra: Infra) -> Sample:
     discord = infra.discord
-    proxy = infra.proxy
     known = set(infra.previews)
     said: MessageRecord = await infra.call(
         lambda: discord.say("trader", "#trading", "!tt buy 1 SPY @ mid")
@@ -261,10 +306,10 @@ async def one_order(infra: Infra) -> Sample:
     await infra.quiet()  # the order's aftermath (progress edit, tracker read) is not the next's
     return Sample(
         preview_total=posted - start,
-        preview_exchange=busy_time(proxy.between(start, posted), start, posted),
+        preview_exchange=busy_time(infra.between(start, posted), start, posted),
         submit_total=arrived - click_at,
-        submit_exchange=busy_time(proxy.between(click_at, arrived), click_at, arrived),
-        round_trips=len(proxy.between(start, arrived)),  # up to and including the POST
+        submit_exchange=busy_time(infra.between(click_at, arrived), click_at, arrived),
+        round_trips=len(infra.between(start, arrived)),  # up to and including the POST
     )
 
 
@@ -289,17 +334,14 @@ async def run(orders: int, warmup: int) -> list[Sample]:
     infra = Infra(asyncio.get_running_loop())
     await infra.start()
     try:
-        exchange = infra.exchange
-        clock = ManualClock(exchange.clock.now, lambda _seconds: None)  # nobody advances it
+        start_time = infra.start_time
+        clock = ManualClock(lambda: start_time, lambda _seconds: None)  # nobody advances it
         with tempfile.TemporaryDirectory(prefix="tt-bench-") as workdir:
             options = RuntimeOptions(
                 db_path=Path(workdir) / "bench.db",
-                paper=exchange,
                 clock=clock,
                 poll_interval_s=3600.0,  # no background polling inside the measured windows
-                endpoints={
-                    Environment.PAPER: PaperEndpoints(infra.proxy.url, exchange.streamer_url)
-                },
+                endpoints={Environment.PAPER: PaperEndpoints(infra.proxy_url, infra.streamer_url)},
             )
             async with open_runtime(load_config(environ={}), options) as runtime:
                 world = infra.discord.world

@@ -10,11 +10,13 @@ order costs no extra round trip to look its account up.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+import structlog
 from tastytrade import Account
 
 from broker.secrets import Secret
@@ -26,7 +28,10 @@ from storage.errors import EncryptionKeyMissingError, StorageError
 
 __all__ = ["BrokerContext", "BrokerDirectory", "CredentialSource", "PaperEndpoints"]
 
+log = structlog.get_logger(__name__)
+
 ACCOUNTS_TTL_SECONDS = 300.0
+ACCOUNTS_MAX_AGE_SECONDS = 3600.0
 
 
 class CredentialSource(StrEnum):
@@ -78,6 +83,8 @@ class BrokerDirectory:
         self._endpoints = dict(endpoints or {})
         self._monotonic = monotonic
         self._accounts: dict[str, tuple[float, list[Account]]] = {}
+        self._refreshing: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         # Accounts in use since start (for scheduled syncs): (environment, account) -> context
         self.active: dict[tuple[str, str], BrokerContext] = {}
 
@@ -180,16 +187,35 @@ class BrokerDirectory:
         return context
 
     async def accounts(self, session: BrokerSession) -> list[Account]:
+        """The session's open accounts; refreshed in the background once they are a while old."""
         key = session.label
         cached = self._accounts.get(key)
-        if cached is not None and self._monotonic() - cached[0] < ACCOUNTS_TTL_SECONDS:
-            return cached[1]
+        if cached is not None:
+            age = self._monotonic() - cached[0]
+            if age < ACCOUNTS_MAX_AGE_SECONDS:
+                if age >= ACCOUNTS_TTL_SECONDS and key not in self._refreshing:
+                    self._refreshing.add(key)
+                    task = asyncio.get_running_loop().create_task(self._refresh(session))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                return cached[1]
+        return await self._load_accounts(session)
+
+    async def _refresh(self, session: BrokerSession) -> None:
+        try:
+            await self._load_accounts(session)
+        except ServiceError as exc:
+            log.warning("accounts_refresh_failed", session=session.label, error=exc.message)
+        finally:
+            self._refreshing.discard(session.label)
+
+    async def _load_accounts(self, session: BrokerSession) -> list[Account]:
         try:
             found: list[Account] = await session.read(lambda s: Account.get(s), kind="validate")
         except BrokerError as exc:
             raise ServiceError(f"Couldn't load the accounts: {exc.message}") from None
         accounts = [a for a in found if not a.is_closed]
-        self._accounts[key] = (self._monotonic(), accounts)
+        self._accounts[session.label] = (self._monotonic(), accounts)
         return accounts
 
     def forget_accounts(self) -> None:

@@ -64,6 +64,7 @@ log = structlog.get_logger(__name__)
 
 EXCHANGE_TZ = ZoneInfo("America/New_York")
 TRADING_STATUS_TTL_SECONDS = 60.0
+TRADING_STATUS_MAX_AGE_SECONDS = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +194,7 @@ class OrderDesk:
         self._builders = builders or {}
         self._pending: dict[str, _Pending] = {}
         self._status_cache: dict[tuple[str, str], tuple[float, TradingStatus]] = {}
+        self._status_refreshing: set[tuple[str, str]] = set()
         self.positions = PositionBook(db, monotonic=monotonic)
         self._background: set[asyncio.Task[None]] = set()
 
@@ -279,10 +281,31 @@ class OrderDesk:
         self.positions.synced(environment, account_number)
 
     async def _trading_status(self, context: BrokerContext) -> TradingStatus:
+        """The account's trading status, kept fresh off the order path.
+
+        Within `TRADING_STATUS_TTL_SECONDS` the cached status is used; after that it is
+        still used once while a refresh runs in the background (so an order never waits
+        for it), and beyond `TRADING_STATUS_MAX_AGE_SECONDS` it is read before the order.
+        """
         key = (context.environment.value, context.account_number)
         cached = self._status_cache.get(key)
-        if cached is not None and self._monotonic() - cached[0] < TRADING_STATUS_TTL_SECONDS:
+        age = self._monotonic() - cached[0] if cached is not None else None
+        if cached is not None and age is not None and age < TRADING_STATUS_MAX_AGE_SECONDS:
+            if age >= TRADING_STATUS_TTL_SECONDS and key not in self._status_refreshing:
+                self._status_refreshing.add(key)
+                self._later(self._refresh_trading_status(context, key))
             return cached[1]
+        return await self._read_trading_status(context, key)
+
+    async def _refresh_trading_status(self, context: BrokerContext, key: tuple[str, str]) -> None:
+        try:
+            await self._read_trading_status(context, key)
+        finally:
+            self._status_refreshing.discard(key)
+
+    async def _read_trading_status(
+        self, context: BrokerContext, key: tuple[str, str]
+    ) -> TradingStatus:
         account = context.account
         try:
             status = await context.session.read(lambda s: account.get_trading_status(s))

@@ -158,11 +158,20 @@ class OrderCommands(TTBase):
     async def enter_order(self, ctx: Ctx, action: str, order: str) -> None:
         await ctx.defer()
         key = self.invocation_key(ctx)
-        placed = await self.service.placement_for_key(key)
-        if placed is not None:  # e.g. the same message delivered again after a restart
+        # Was this very command placed before (a message re-delivered after a restart)?
+        # Looked up alongside the preview so the common case waits for neither twice.
+        lookup = asyncio.get_running_loop().create_task(self.service.placement_for_key(key))
+        try:
+            preview = await self.service.preview_order(self._request(ctx, f"{action} {order}"))
+        except ServiceError:
+            if await lookup is None:
+                raise
+            preview = None
+        placed = await lookup
+        if placed is not None:
             await reply(ctx, f"This command was already placed as order #{placed}.", ephemeral=True)
             return
-        preview = await self.service.preview_order(self._request(ctx, f"{action} {order}"))
+        assert preview is not None
         await self.present_preview(ctx, preview)
 
     async def present_preview(self, ctx: Ctx, preview: PreviewSummary) -> None:
