@@ -32,7 +32,7 @@ from broker.events import (
     SubmissionNotPlaced,
 )
 from broker.fills.broker_ops import OrderOps
-from broker.fills.model import ChaseRecord, ChaseResult, ChaseStatus
+from broker.fills.model import ChaseRecord, ChaseResult, ChaseStatus, OrderDrift
 from broker.fills.policy import PriceLadder
 from broker.fills.quotes import QuoteUnavailable, current_net_quote
 from broker.fills.reconcile import (
@@ -201,11 +201,15 @@ class ChaseRun:
     async def _place(self) -> ChaseResult | None:
         record = self.record
         key = record.idempotency_key
-        order = (
-            record.order.market_order(key)
-            if record.order.is_market
-            else record.order.limit_order(record.start_price, key)
-        )
+        try:
+            order = (
+                record.order.market_order(key)
+                if record.order.is_market
+                else record.order.limit_order(record.start_price, key)
+            )
+        except OrderDrift as exc:
+            self.log.error("confirmed_order_drift", error=str(exc))
+            return await self._conclude(ChaseStatus.NOT_PLACED, f"not placed: {exc}")
         await self.services.store.mark_key(key, "submitted")
         self.log.info("chase_submitting", price=str(record.start_price))
         try:
@@ -343,7 +347,14 @@ class ChaseRun:
             self.rounds += 1
             if snap is None:
                 continue  # could not read the order: never replace blind
-            settled = await self._step()
+            try:
+                settled = await self._step()
+            except OrderDrift as exc:
+                self.log.error("confirmed_order_drift", error=str(exc))
+                return await self._conclude_left_working(
+                    f"order {record.current_order_id} left working at "
+                    f"{_price(record.last_price)}: {exc}"
+                )
             if settled is not None and (outcome := self._terminal_outcome(settled)) is not None:
                 return await self._conclude(*outcome)
 
