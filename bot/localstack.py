@@ -63,6 +63,7 @@ class StackOptions:
     configure_guild: bool = True
     fills: FillModelConfig | None = None  # the paper fill model (tests pin it down)
     exchange: PaperExchange | None = None  # an exchange the caller runs (real_time=False)
+    discord: LocalDiscord | None = None  # a stand-in the caller runs (e.g. across restarts)
     runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
     bot_options: dict[str, Any] = field(default_factory=dict)
 
@@ -144,7 +145,7 @@ async def local_stack(
     """Start everything; on exit close the bot, the service, the exchange and the stand-in."""
     options = options or StackOptions()
     config = config or load_config(environ={})
-    world = options.world or standard_world()
+    world = options.discord.world if options.discord else options.world or standard_world()
     start = options.start_time or trading_start_time()
     async with contextlib.AsyncExitStack() as stack:
         workdir = None
@@ -176,9 +177,11 @@ async def local_stack(
         runtime = await stack.enter_async_context(open_runtime(config, runtime_options))
         if options.configure_guild:
             await configure_standard_guild(runtime.service, world)
-        discord = LocalDiscord(world)
-        await discord.start()
-        stack.push_async_callback(discord.stop)
+        discord = options.discord
+        if discord is None:
+            discord = LocalDiscord(world)
+            await discord.start()
+            stack.push_async_callback(discord.stop)
         discord.install()
         stack.callback(discord.uninstall)
         bot = TTBot(

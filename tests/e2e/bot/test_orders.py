@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+from bot.localdiscord import LocalDiscord, standard_world
 from bot.localstack import LocalStack, StackOptions, local_stack
 from tests.e2e.bot.conftest import NO_LUCK
 from tests.e2e.bot.helpers import click, offline_config, only, run
@@ -184,3 +185,26 @@ async def test_fill_notices_survive_discord_errors(tmp_path: Path) -> None:
         assert len(notices) == 1
         assert [o.status for o in st.exchange.orders()] == ["Filled", "Filled"]
         assert "Status" in only(await run(st, "viewer", "!tt status")).text
+
+
+async def test_a_message_redelivered_after_a_restart_places_nothing(tmp_path: Path) -> None:
+    db_path = tmp_path / "tt.db"
+    async with LocalDiscord(standard_world()) as discord:  # Discord outlives the bot
+        options = StackOptions(db_path=db_path, fills=NO_LUCK, discord=discord)
+        async with local_stack(offline_config(), options) as first:
+            pin_spy(first, "500.00", "500.00")
+            message = await discord.say("trader", "#trading", "!tt buy 1 SPY @ mid")
+            await first.settle()
+            await click(first, "trader", "Confirm")
+            await first.advance(1)
+            (order,) = first.exchange.orders()
+            assert order.status == "Filled"
+
+        # The bot restarts: fresh memory, same database; the gateway delivers the message again.
+        async with local_stack(offline_config(), options) as second:
+            before = len(discord.messages)
+            await discord.redeliver(message)
+            await second.settle()
+            reply = only(discord.messages[before:])
+            assert f"already placed as order #{order.id}" in reply.text
+            assert second.exchange.orders() == []
