@@ -26,14 +26,14 @@ SYNC_KINDS = ("auto", "full", "incremental")
 
 
 class AccountCommands(TTBase):
-    @TTBase.tt.command(name="status")
+    @TTBase.tt.command(name="status", extras={"examples": ["!tt status"]})
     async def tt_status(self, ctx: Ctx) -> None:
         """Environment, session health, streamer state and last sync."""
         await ctx.defer()
         report = await self.service.status(self.guild_id(ctx))
         await self.send(ctx, embed=embeds.status_embed(report, self.service.now()))
 
-    @TTBase.tt.command(name="positions")
+    @TTBase.tt.command(name="positions", extras={"examples": ["!tt positions"]})
     async def tt_positions(self, ctx: Ctx) -> None:
         """Open positions, numbered for `!tt close <#>` (from the last sync)."""
         await ctx.defer()
@@ -42,7 +42,7 @@ class AccountCommands(TTBase):
             ctx, embeds.positions_pages(scoped.data, scoped.environment, scoped.account_number)
         )
 
-    @TTBase.tt.command(name="balance")
+    @TTBase.tt.command(name="balance", extras={"examples": ["!tt balance"]})
     async def tt_balance(self, ctx: Ctx) -> None:
         """Net liquidating value, cash and buying power."""
         await ctx.defer()
@@ -51,7 +51,7 @@ class AccountCommands(TTBase):
             ctx, embed=embeds.balance_embed(scoped.data, scoped.environment, scoped.account_number)
         )
 
-    @TTBase.tt.command(name="history")
+    @TTBase.tt.command(name="history", extras={"examples": ["!tt history"]})
     async def tt_history(self, ctx: Ctx) -> None:
         """Recent transactions: trades, fees and money movements."""
         await ctx.defer()

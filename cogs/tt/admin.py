@@ -43,7 +43,7 @@ class AdminCommands(TTBase):
         """Where tt-bot answers: `add`, `remove`, `list`, `notify`."""
         await self._show_channels(ctx, self.settings_of(ctx))
 
-    @tt_channels.command(name="list")
+    @tt_channels.command(name="list", extras={"examples": ["!tt channels list"]})
     async def channels_list(self, ctx: Ctx) -> None:
         """Show the allowed channels and the notifications channel."""
         await self._show_channels(ctx, self.settings_of(ctx))
@@ -101,7 +101,7 @@ class AdminCommands(TTBase):
         """Which roles are viewers, traders and admins: `add`, `remove`, `list`."""
         await self._show_roles(ctx, self.settings_of(ctx))
 
-    @tt_roles.command(name="list")
+    @tt_roles.command(name="list", extras={"examples": ["!tt roles list"]})
     async def roles_list(self, ctx: Ctx) -> None:
         """Show the role → tier mapping."""
         await self._show_roles(ctx, self.settings_of(ctx))
@@ -141,7 +141,7 @@ class AdminCommands(TTBase):
         """Order limits and chase settings: `list`, `set <name> <value>`."""
         await self._show_limits(ctx, self.settings_of(ctx))
 
-    @tt_limits.command(name="list")
+    @tt_limits.command(name="list", extras={"examples": ["!tt limits list"]})
     async def limits_list(self, ctx: Ctx) -> None:
         """Show the limits and chase settings."""
         await self._show_limits(ctx, self.settings_of(ctx))
@@ -255,7 +255,7 @@ class AdminCommands(TTBase):
 
     # -- halt ------------------------------------------------------------------------------
 
-    @TTBase.tt.command(name="halt")
+    @TTBase.tt.command(name="halt", extras={"examples": ["!tt halt"]})
     async def tt_halt(self, ctx: Ctx) -> None:
         """Kill switch: stop all chases, cancel their working orders, refuse new orders."""
         await ctx.defer()
@@ -268,7 +268,7 @@ class AdminCommands(TTBase):
             "an admin runs `!tt resume`.",
         )
 
-    @TTBase.tt.command(name="resume")
+    @TTBase.tt.command(name="resume", extras={"examples": ["!tt resume"]})
     async def tt_resume(self, ctx: Ctx) -> None:
         """Allow new orders again after `!tt halt`."""
         await self.service.resume(self.guild_id(ctx))

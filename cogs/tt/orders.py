@@ -134,7 +134,7 @@ class OrderCommands(TTBase):
             f"#{outcome.new_order_id} at {fmt.price(outcome.price, outcome.price_effect)}.",
         )
 
-    @TTBase.tt.command(name="orders")
+    @TTBase.tt.command(name="orders", extras={"examples": ["!tt orders"]})
     async def tt_orders(self, ctx: Ctx) -> None:
         """Working orders (including ones being chased)."""
         await ctx.defer()
