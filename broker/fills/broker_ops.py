@@ -6,6 +6,7 @@ through ``BrokerSession.submit`` (never retried: a lost answer is reconciled by 
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from tastytrade import Account, Session
@@ -65,6 +66,15 @@ class OrderOps:
 
         async def call(sdk: Session) -> PlacedOrder:
             return await account.get_order(sdk, order_id)
+
+        return await self.session.read(call, kind="orders")
+
+    async def history(self, start_date: date) -> list[PlacedOrder]:
+        """Every order updated since ``start_date`` (all pages; the live list only has today's)."""
+        account = self._account
+
+        async def call(sdk: Session) -> list[PlacedOrder]:
+            return await account.get_order_history(sdk, start_date=start_date, page_offset=None)
 
         return await self.session.read(call, kind="orders")
 

@@ -7,6 +7,10 @@ We never resend; we look:
   exchange does not echo it, an order with the same legs, quantity and price received inside
   the submission's time window, not already owned by another chase. Exactly one candidate is
   adopted; none means "not placed"; if every look-up failed, the outcome stays *unknown*.
+  The live list only holds today's orders (and those still working): when the submission
+  was made on an earlier New York day (a restart the next morning), the order history since
+  that day is searched too, and if it cannot be read the outcome is *unknown*, never a
+  confident "not placed" (a DAY order that filled yesterday would otherwise be re-entered).
 * Replace: the old order's ``replacing-order-id``, or a live order whose ``replaces-order-id``
   is the old id. If neither exists the replace did not happen and the old order (possibly
   filled meanwhile) is still the current one.
@@ -21,9 +25,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 import structlog
 from tastytrade.order import PlacedOrder
@@ -45,6 +50,12 @@ log = structlog.get_logger(__name__)
 
 # Exchange and bot clocks are not the same clock: accept a little skew around the window.
 CLOCK_SKEW = timedelta(seconds=30)
+#: The exchange's day: its live-orders list holds the orders of the current New York day.
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def ny_date(moment: datetime) -> date:
+    return moment.astimezone(NEW_YORK).date()
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,19 +117,24 @@ async def reconcile_submission(
     delay_s: float = 1.0,
     exclude: Collection[int] = (),
     owned_elsewhere: Callable[[int], Awaitable[bool]] | None = None,
+    now: datetime | None = None,
 ) -> SubmissionReconciliation:
     """Look for the order a lost submission may have created (never resubmits).
 
     ``owned_elsewhere(order_id)`` tells whether an order already belongs to another chase
-    (so an identical order placed by a different command is never adopted).
+    (so an identical order placed by a different command is never adopted). ``now`` (the
+    engine's clock) decides whether the submission is from an earlier day, in which case
+    the order history since ``window_start``'s New York date is searched as well.
     """
+    since = ny_date(window_start)
+    earlier_day = now is not None and since < ny_date(now)
     any_read_ok = False
     ambiguity = ""
     for attempt in range(attempts):
         if attempt:
             await asyncio.sleep(delay_s)
         try:
-            orders = await ops.live()
+            orders = await _orders_since(ops, since if earlier_day else None)
         except BrokerError as exc:
             log.warning("reconcile_read_failed", attempt=attempt, error=str(exc))
             continue
@@ -126,7 +142,8 @@ async def reconcile_submission(
         taken = set(exclude)
         if owned_elsewhere is not None:
             for order in orders:
-                if order.external_identifier != key and await owned_elsewhere(order.id):
+                # Orders carrying another key are never candidates (see ``_match``).
+                if order.external_identifier in (None, key) and await owned_elsewhere(order.id):
                     taken.add(order.id)
         found, matched_by, ambiguity = _match(
             orders, key=key, legs=legs, price=price, window_start=window_start, exclude=taken
@@ -136,12 +153,27 @@ async def reconcile_submission(
         if ambiguity:
             return SubmissionReconciliation(order=None, certain=False, detail=ambiguity)
     if not any_read_ok:
+        what = f"order history since {since.isoformat()}" if earlier_day else "orders"
         return SubmissionReconciliation(
             order=None,
             certain=False,
-            detail="could not read the account's orders to check whether it was placed",
+            detail=f"could not read the account's {what} to check whether it was placed",
         )
     return SubmissionReconciliation(order=None, certain=True, detail=ambiguity)
+
+
+async def _orders_since(ops: OrderOps, since: date | None) -> list[PlacedOrder]:
+    """Today's orders, plus the history since ``since`` when that is an earlier day.
+
+    Both reads must succeed: a partial view could miss the order and wrongly say "not placed".
+    """
+    live = await ops.live()
+    if since is None:
+        return live
+    history = await ops.history(since)
+    merged = {order.id: order for order in history}
+    merged.update((order.id, order) for order in live)  # the live copy is the freshest
+    return list(merged.values())
 
 
 class ReplaceOutcome(StrEnum):

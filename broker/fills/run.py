@@ -239,6 +239,7 @@ class ChaseRun:
             attempts=self.services.reconcile_attempts,
             delay_s=self.services.reconcile_delay_s,
             owned_elsewhere=self._owned_elsewhere,
+            now=self.services.clock.now(),
         )
         if found.order is not None:
             self.log.info("submission_adopted", order_id=found.order.id, by=found.matched_by)

@@ -9,7 +9,7 @@ from broker.events import EventBus, OrderFilled, OrderPlaced
 from broker.fills import ChaseParams, ChaseStatus
 from broker.fills.broker_ops import OrderOps
 from broker.notify import FillTracker
-from tests.integration.fills.support import Recorder, Rig, make_engine, rig, settle
+from tests.integration.fills.support import D, Recorder, Rig, make_engine, rig, settle
 
 
 async def wait_until(predicate: object, what: str) -> None:
@@ -152,3 +152,64 @@ async def test_undelivered_fill_event_is_sent_after_restart(tmp_path: Path) -> N
 async def settle_bus(bus: EventBus) -> None:
     await asyncio.sleep(0.05)
     await bus.drain()
+
+
+async def lost_overnight(r: Rig, key: str) -> None:
+    """A submission whose answer was lost and could not be checked; the bot restarts the
+    next morning (the order it sent filled yesterday, so it is no longer in the live list)."""
+    r.exchange.faults.drop_after_accept("POST", "/accounts/*/orders", times=1)
+    r.exchange.faults.fail("GET", "/accounts/*/orders/live", 500, times=100)
+    order = r.equity_order("SPY", "100.00", "100.04", limit=D("-100.04"))  # marketable
+    first = await (await r.engine.submit(r.request(order, key))).wait()
+    assert first.status is ChaseStatus.UNKNOWN
+    r.exchange.faults.clear()
+    await wait_until(
+        lambda: [o.status for o in r.exchange_orders()] == ["Filled"], "the lost order's fill"
+    )
+    await r.engine.shutdown()
+    r.exchange.clock.advance(24 * 3600)
+
+
+async def test_next_day_restart_finds_yesterdays_lost_order_in_the_history(
+    tmp_path: Path,
+) -> None:
+    async with rig(tmp_path) as r:
+        await lost_overnight(r, "overnight-1")
+        live = await OrderOps(r.session, r.account).live()
+        assert live == []  # the order is only in the history now
+
+        bus, recorder, tracker = await restarted(r)
+        engine = make_engine(r.db, bus, tracker, r.clock)
+        [resumed] = await engine.resume_open(lambda env, acct: r.session)
+        result = await resumed.wait()
+        await settle_bus(bus)
+        await engine.shutdown()
+        await bus.close()
+
+        assert result.status is ChaseStatus.FILLED and result.adopted
+        assert result.order_chain == tuple(o.id for o in r.exchange_orders())
+        assert await r.position("SPY") == 1
+        posts = [p for m, p in r.exchange.requests if m == "POST" and p.endswith("/orders")]
+        assert len(posts) == 1  # never re-sent
+
+
+async def test_next_day_restart_without_the_history_is_unknown_not_not_placed(
+    tmp_path: Path,
+) -> None:
+    async with rig(tmp_path) as r:
+        await lost_overnight(r, "overnight-2")
+        r.exchange.faults.fail("GET", "/accounts/*/orders", 500, times=1000)
+
+        bus, _recorder, tracker = await restarted(r)
+        engine = make_engine(r.db, bus, tracker, r.clock)
+        [resumed] = await engine.resume_open(lambda env, acct: r.session)
+        result = await resumed.wait()
+        await engine.shutdown()
+        await bus.close()
+        r.exchange.faults.clear()
+
+        assert result.status is ChaseStatus.UNKNOWN
+        assert "order history since" in result.message
+        assert "Check the account's orders" in result.message
+        key = await r.db.idempotency.get("overnight-2")
+        assert key is not None and key.status != "not_placed"
