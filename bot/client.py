@@ -113,7 +113,7 @@ class TTBot(commands.Bot):
         return True
 
     async def on_command_error(
-        self, context: commands.Context[commands.Bot], exception: commands.CommandError, /
+        self, context: commands.Context[Any], exception: commands.CommandError, /
     ) -> None:
         await handle_command_error(context, exception)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -32,7 +33,7 @@ async def reply(ctx: commands.Context[commands.Bot], text: str, *, ephemeral: bo
         log.warning("could not send an error reply", exc_info=True)
 
 
-def usage(command: commands.Command[object, ..., object] | None) -> str:
+def usage(command: commands.Command[Any, ..., Any] | None) -> str:
     if command is None:
         return "See `!tt help`."
     text = (

@@ -66,7 +66,8 @@ class TTBase(commands.Cog):
 
     @staticmethod
     def tier_of(ctx: Ctx) -> Tier:
-        return getattr(ctx, "tt_tier", Tier.NONE)  # type: ignore[no-any-return]
+        tier: Tier = getattr(ctx, "tt_tier", Tier.NONE)
+        return tier
 
     @staticmethod
     def settings_of(ctx: Ctx) -> GuildView:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import discord
 from discord.ext import commands
 
@@ -47,7 +49,7 @@ class HelpCommands(TTBase):
         for title, names in SECTIONS:
             lines = []
             for name in names:
-                command = self.tt.get_command(name)
+                command: commands.Command[Any, ..., Any] | None = self.tt.get_command(name)
                 if command is None:
                     continue
                 lines.append(f"`{name}` — {command.short_doc}")
@@ -57,7 +59,7 @@ class HelpCommands(TTBase):
         await self.send(ctx, embed=embed)
 
     async def _command_help(self, ctx: Ctx, topic: str) -> None:
-        command = self.tt.get_command(topic)
+        command: commands.Command[Any, ..., Any] | None = self.tt.get_command(topic)
         if command is None or command.hidden:
             await reply(ctx, f"No command `{topic[:30]}`. `!tt help` lists them.")
             return

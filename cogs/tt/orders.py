@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -181,13 +182,13 @@ class OrderCommands(TTBase):
             )
             return
         if not preview.confirm_required:
-            message = await self.send(
+            posted = await self.send(
                 ctx,
                 embed=embeds.preview_embed(
                     preview, status="⏳ Submitting (confirmation skipped in this server)…"
                 ),
             )
-            self.spawn(self.place_and_track(preview, message), name="place")
+            self.spawn(self.place_and_track(preview, posted), name="place")
             return
 
         message: Editable | None = None
@@ -252,7 +253,7 @@ class OrderCommands(TTBase):
         preview: PreviewSummary,
         message: Editable,
         *,
-        after: asyncio.Future[object] | None = None,
+        after: asyncio.Future[Any] | None = None,
     ) -> None:
         try:
             outcome = await self.service.place(preview)
@@ -295,9 +296,11 @@ class OrderCommands(TTBase):
             message, embed=embeds.preview_embed(preview, status=embeds.progress_text(progress))
         )
 
-    async def _edit(self, message: Editable, **fields: object) -> None:
+    async def _edit(
+        self, message: Editable, *, embed: discord.Embed, view: discord.ui.View | None = None
+    ) -> None:
         try:
-            await message.edit(**fields)  # type: ignore[arg-type]
+            await message.edit(embed=embed, view=view)
         except discord.HTTPException:
             log.warning("could not edit an order message", exc_info=True)
 
@@ -325,7 +328,7 @@ class OrderCommands(TTBase):
             log.warning("could not answer an edited command", exc_info=True)
 
 
-async def _settled(future: asyncio.Future[object] | None) -> None:
+async def _settled(future: asyncio.Future[Any] | None) -> None:
     """Wait for `future` to finish, whatever its outcome (its owner reports failures)."""
     if future is not None:
         await asyncio.wait([future])
