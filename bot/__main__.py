@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
 from collections.abc import Sequence
@@ -85,6 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(run_discord(config))
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # last resort: a short message, the details in the log
+        logging.getLogger("bot").exception("tt-bot stopped on an error")
+        print(f"tt-bot stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
