@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from bot.config import Config, ConfigError, load_config
 from bot.logging import configure_logging
+from broker.secrets import redact
 
 EXIT_CONFIG = 2
 
@@ -88,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:  # last resort: a short message, the details in the log
         logging.getLogger("bot").exception("tt-bot stopped on an error")
-        print(f"tt-bot stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"tt-bot stopped: {type(exc).__name__}: {redact(str(exc))}", file=sys.stderr)
         return 1
 
 
