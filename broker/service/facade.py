@@ -147,6 +147,9 @@ class TradingService:
         handles = await self.engine.resume_open(sessions)
         if handles:
             log.info("chases_resumed", count=len(handles))
+        # Orders that may still work need their fills noticed again.
+        for guild_id in {record.guild_id for record in open_chases}:
+            await self._ensure_tracking(guild_id)
 
     async def close(self) -> None:
         """Stop chases (they stay persisted) and background work; the owner closes the rest."""
