@@ -191,6 +191,8 @@ async def test_next_day_restart_finds_yesterdays_lost_order_in_the_history(
         assert await r.position("SPY") == 1
         posts = [p for m, p in r.exchange.requests if m == "POST" and p.endswith("/orders")]
         assert len(posts) == 1  # never re-sent
+        placed = recorder.of(OrderPlaced)
+        assert len(placed) == 1 and placed[0].adopted
 
 
 async def test_next_day_restart_without_the_history_is_unknown_not_not_placed(
