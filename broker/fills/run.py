@@ -554,9 +554,7 @@ class ChaseRun:
                 continue  # a replacement took its place before the cancel: cancel that one
             outcome = self._terminal_outcome(snap)
             if outcome is None:
-                return await self._conclude(
-                    status, f"cancel requested for order {order_id} (status {snap.status.value})"
-                )
+                return await self._conclude_cancel_pending(status, order_id, snap.status.value)
             ended, message = outcome
             if ended in (ChaseStatus.CANCELLED, ChaseStatus.EXPIRED, ChaseStatus.REJECTED):
                 ended = status
@@ -564,7 +562,23 @@ class ChaseRun:
             elif ended is ChaseStatus.PARTIALLY_FILLED and status is ChaseStatus.HALTED:
                 message = message.replace("cancelled", "halted", 1)
             return await self._conclude(ended, message)
-        return await self._conclude(status, "cancel requested")
+        return await self._conclude_cancel_pending(status, record.current_order_id, None)
+
+    async def _conclude_cancel_pending(
+        self, status: ChaseStatus, order_id: int, order_status: str | None
+    ) -> ChaseResult:
+        """A cancel sent but not confirmed is not a cancel: the order may still fill.
+
+        The chase is left *working* (settleable: the order's fill or its confirmed end,
+        reported by the notification tracker, concludes it), never reported as cancelled.
+        """
+        verb = "halt" if status is ChaseStatus.HALTED else "cancel"
+        state = f" (status {order_status})" if order_status else ""
+        return await self._conclude(
+            ChaseStatus.LEFT_WORKING,
+            f"{verb} requested for order {order_id}, but Tastytrade has not confirmed it "
+            f"yet{state}; the order may still fill. You will be told when it ends",
+        )
 
     async def _settle_after_cancel(self) -> OrderSnapshot | None:
         snap: OrderSnapshot | None = None

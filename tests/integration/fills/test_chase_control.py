@@ -185,3 +185,37 @@ async def test_market_order_is_placed_without_a_chase(tmp_path: Path) -> None:
         await hub.close()
         [fill] = r.recorder.of(OrderFilled)
         assert fill.average_price == D("-100.10") and fill.complete
+
+
+async def test_a_cancel_not_yet_confirmed_is_not_reported_as_cancelled(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        hub = NotificationHub(r.tracker, r.bus, poll_interval_s=0.05, use_streamer=False)
+        await hub.watch(r.session, "paper", r.account, r.context())
+        r.clock.real_delay = 0.05
+        order = r.equity_order("SPY", "100.00", "101.00")
+        handle = await r.engine.submit(r.request(order, "pending-1", params=SLOW))
+        await wait_for(r.recorder, ChaseStepped)
+        # The exchange takes longer to confirm the cancel than the engine waits for it.
+        r.exchange.market.fills.cancel_delay = 0.8
+        [result] = await r.engine.cancel(GUILD, handle.chase_id)
+
+        assert result.status is ChaseStatus.LEFT_WORKING
+        assert "not confirmed" in result.message and "may still fill" in result.message
+        current = next(o for o in r.exchange_orders() if o.id == result.current_order_id)
+        assert current.status == "Cancel Requested"
+        row = await r.db.chases.get(result.chase_id)
+        assert row is not None and row.status == "left_working"
+
+        # Once the exchange confirms, the tracker reports it and the chase settles.
+        await wait_for(r.recorder, OrderTerminal)
+        for _ in range(200):
+            row = await r.db.chases.get(result.chase_id)
+            if row is not None and row.status == "cancelled":
+                break
+            await asyncio.sleep(0.01)
+        await hub.close()
+        assert row is not None and row.status == "cancelled"
+        [terminal] = r.recorder.of(OrderTerminal)
+        assert terminal.order_id == result.current_order_id and terminal.status == "Cancelled"
+        [again] = await r.engine.cancel(GUILD, result.chase_id)
+        assert again.status is ChaseStatus.CANCELLED and "already" in again.message
