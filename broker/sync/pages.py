@@ -11,9 +11,9 @@ validators as the SDK's per-item ``model(**item)``, about a quarter faster).
 
 Two ways to walk a list, both ascending:
 
-- `walk_by_offset` (transactions): pages of one fixed query, the request for page k+1
-  sent as soon as page k has arrived, so the broker prepares the next page while this one
-  is parsed and written. Safe for lists that only ever gain rows: rows inserted behind
+- `walk_by_offset` (transactions): pages of one fixed query, the requests for the next
+  `PAGES_AHEAD` pages sent as soon as a page arrives (before it is parsed), so the broker
+  prepares them while this one is parsed and written. Safe for lists that only ever gain rows: rows inserted behind
   the walk shift later rows forward, so some rows are read twice (dropped by id), none
   is skipped.
 - `walk_by_cursor` (orders): each request asks for the rows at or after the last key
