@@ -45,7 +45,7 @@ from broker.fills.model import (
     ChaseStatus,
 )
 from broker.fills.policy import ChaseParamsError, PriceLadder, effect_of
-from broker.fills.run import MAX_CHAIN_FOLLOW, ChaseRun, OrderObserver
+from broker.fills.run import MAX_CHAIN_FOLLOW, ChaseRun, HaltCheck, OrderObserver
 from broker.fills.store import ChaseStore
 from broker.session import BrokerError, BrokerSession
 
@@ -107,6 +107,7 @@ class _Services:
     cancel_settle_attempts: int
     cancel_settle_delay_s: float
     bus: EventBus
+    is_halted: HaltCheck | None = None
 
     def publish(self, event: BrokerEvent) -> None:
         self.bus.publish(event)
@@ -118,6 +119,12 @@ class ChaseEngine:
     ``db`` is the project's ``storage.Database`` (wrapped in ``SqliteChaseStore``) unless an
     explicit ``store`` is given. ``observer`` receives every order state the engine reads (the
     fill-notification tracker), so fills seen by the engine are notified exactly once too.
+
+    ``is_halted(guild_id)`` (optional, sync or async) is asked inside every new chase's task
+    just before its order is sent. A guild-wide halt sets the flag and then calls
+    :meth:`halt`; a submission racing it either sees the flag (nothing is sent, "not
+    placed") or is already registered and is stopped by the halt. If the check raises,
+    nothing is sent.
     """
 
     def __init__(
@@ -132,6 +139,7 @@ class ChaseEngine:
         reconcile_delay_s: float = 1.0,
         cancel_settle_attempts: int = 5,
         cancel_settle_delay_s: float = 0.2,
+        is_halted: HaltCheck | None = None,
     ) -> None:
         if store is None:
             if db is None:
@@ -148,6 +156,7 @@ class ChaseEngine:
             cancel_settle_attempts=cancel_settle_attempts,
             cancel_settle_delay_s=cancel_settle_delay_s,
             bus=events,
+            is_halted=is_halted,
         )
         if observer is not None and hasattr(observer, "unlinked_order_hook"):
             # The tracker hands us orders that carry a chase's key but no chase link yet.
@@ -208,18 +217,7 @@ class ChaseEngine:
             created_at=self._services.clock.now(),
         )
         record.id = await store.create(record)
-        await store.audit(
-            record,
-            "chase_created",
-            {
-                "start_price": str(start),
-                "natural": str(order.natural),
-                "mid": str(order.mid),
-                "max_steps": request.params.max_steps,
-                "ticks": request.params.ticks,
-                "interval_s": request.params.interval_s,
-            },
-        )
+        # Registered at once (no await in between), so a halt that lists this chase finds it.
         run = self._start(record, request.session, resume=False)
         return ChaseHandle(record.id, run.result)
 

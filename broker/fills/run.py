@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
     from broker.fills.clock import Clock
     from broker.fills.store import ChaseStore
 
-__all__ = ["ChaseRun", "EngineServices", "OrderObserver"]
+__all__ = ["ChaseRun", "EngineServices", "HaltCheck", "OrderObserver"]
 
 log = structlog.get_logger(__name__)
 
@@ -82,8 +83,13 @@ class EngineServices(Protocol):
     reconcile_delay_s: float
     cancel_settle_attempts: int
     cancel_settle_delay_s: float
+    is_halted: HaltCheck | None
 
     def publish(self, event: BrokerEvent) -> None: ...
+
+
+#: ``is_halted(guild_id)``: whether the guild's trading is halted (sync or async).
+HaltCheck = Callable[[int], Awaitable[bool] | bool]
 
 
 class _Paused(Exception):
@@ -183,6 +189,22 @@ class ChaseRun:
         return result
 
     async def _run_new(self) -> ChaseResult:
+        record = self.record
+        await self.services.store.audit(
+            record,
+            "chase_created",
+            {
+                "start_price": str(record.start_price),
+                "natural": str(record.order.natural),
+                "mid": str(record.order.mid),
+                "max_steps": record.params.max_steps,
+                "ticks": record.params.ticks,
+                "interval_s": record.params.interval_s,
+            },
+        )
+        refused = await self._refuse_before_sending()
+        if refused is not None:
+            return await self._conclude(ChaseStatus.NOT_PLACED, refused)
         concluded = await self._place()
         if concluded is not None:
             return concluded
@@ -197,6 +219,32 @@ class ChaseRun:
         return await self._work(read_first=True)
 
     # -------------------------------------------------------------------- submission
+
+    async def _refuse_before_sending(self) -> str | None:
+        """Why the order must not be sent after all (a halt or cancel since it was accepted).
+
+        The halt is checked here, inside the chase's own task: the engine registered this run
+        before the check, so a halt either is seen here or finds this run and stops it.
+        """
+        if self.stop_event.is_set():
+            verb = "halted" if self.stop_status is ChaseStatus.HALTED else "cancelled"
+            return f"not placed: {verb} before the order was sent"
+        is_halted = self.services.is_halted
+        if is_halted is None:
+            return None
+        try:
+            halted = is_halted(self.record.guild_id)
+            if inspect.isawaitable(halted):
+                halted = await halted
+        except Exception as exc:
+            self.log.exception("halt_check_failed")
+            return (
+                "not placed: could not check whether trading is halted in this server "
+                f"({type(exc).__name__}); nothing was sent"
+            )
+        if halted:
+            return "not placed: trading is halted in this server"
+        return None
 
     async def _place(self) -> ChaseResult | None:
         record = self.record

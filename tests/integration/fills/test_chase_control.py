@@ -7,8 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from broker.events import ChaseStepped, NotificationContext, OrderFilled, OrderTerminal
-from broker.fills import ChaseNotFound, ChaseParams, ChaseStatus
+from broker.events import (
+    ChaseStepped,
+    NotificationContext,
+    OrderFilled,
+    OrderTerminal,
+    SubmissionNotPlaced,
+)
+from broker.fills import ChaseNotFound, ChaseParams, ChaseResult, ChaseStatus
 from broker.notify import NotificationHub
 from tests.integration.fills.support import GUILD, D, Recorder, Rig, rig, settle
 
@@ -219,3 +225,56 @@ async def test_a_cancel_not_yet_confirmed_is_not_reported_as_cancelled(tmp_path:
         assert terminal.order_id == result.current_order_id and terminal.status == "Cancelled"
         [again] = await r.engine.cancel(GUILD, result.chase_id)
         assert again.status is ChaseStatus.CANCELLED and "already" in again.message
+
+
+def live_count(r: Rig) -> int:
+    return len(live_orders(r))
+
+
+async def test_halt_is_checked_again_just_before_sending(tmp_path: Path) -> None:
+    """The service checks the halt flag, then submits; a halt in between must still win."""
+    async with rig(tmp_path) as r:
+        halted: set[int] = set()
+        engine = await r.new_engine(is_halted=lambda guild_id: guild_id in halted)
+        order = r.equity_order("SPY", "100.00", "101.00")
+        posts = len([m for m, _ in r.exchange.requests if m == "POST"])
+
+        halted.add(GUILD)  # the halt landed after the service's own check
+        refused = await (await engine.submit(r.request(order, "halt-race-1", params=SLOW))).wait()
+        assert refused.status is ChaseStatus.NOT_PLACED
+        assert "halted" in refused.message and refused.order_chain == ()
+        assert len([m for m, _ in r.exchange.requests if m == "POST"]) == posts
+        key = await r.db.idempotency.get("halt-race-1")
+        assert key is not None and key.status == "not_placed"
+        await settle(r)
+        [not_placed] = r.recorder.of(SubmissionNotPlaced)
+        assert "halted" in not_placed.reason
+
+        # A halt arriving just after the check finds the registered chase and stops it.
+        halted.clear()
+        stops: list[asyncio.Task[list[ChaseResult]]] = []
+
+        async def check_then_halt(guild_id: int) -> bool:
+            was_halted = guild_id in halted
+            halted.add(guild_id)
+            stops.append(asyncio.create_task(racing.halt(guild_id)))
+            return was_halted
+
+        racing = await r.new_engine(is_halted=check_then_halt)
+        handle = await racing.submit(r.request(order, "halt-race-2", params=SLOW))
+        result = await handle.wait()
+        [halt_results] = await asyncio.gather(*stops)
+        assert result.status is ChaseStatus.HALTED
+        assert [res.status for res in halt_results] == [ChaseStatus.HALTED]
+        assert live_count(r) == 0
+
+        # If the halt flag cannot be read, nothing is sent.
+        def broken(guild_id: int) -> bool:
+            raise RuntimeError("settings unavailable")
+
+        failing = await r.new_engine(is_halted=broken)
+        unsure = await (await failing.submit(r.request(order, "halt-race-3"))).wait()
+        assert unsure.status is ChaseStatus.NOT_PLACED and "could not check" in unsure.message
+        for extra in (engine, racing, failing):
+            await extra.shutdown()
+        assert live_count(r) == 0
