@@ -183,3 +183,31 @@ async def test_a_revoked_grant_marks_the_account_for_relinking(
     run = await db.sync.latest_run(ENV, number)
     assert run is not None and run.error_category == "token_revoked"
     assert "sync-test-refresh-token" not in (run.error_message or "")
+
+
+async def test_a_sync_that_outlives_its_access_token_carries_on(
+    exchange: PaperExchange,
+    broker: BrokerSession,
+    account: Account,
+    sync: SyncService,
+    db: Database,
+) -> None:
+    """The SDK refreshes only before its own page loop; every page here re-checks the
+    token, and a 401 mid-walk is answered by one refresh and a retry."""
+    exchange.seed_history(transactions=3000, orders=200)
+    number = exchange.account_number
+    truth = [(tx.executed_at, tx.id) for tx in await broker_transactions(broker, account)]
+    grants_before = exchange.oauth_grants
+    expired = False
+
+    def expire_the_token(update: SyncProgress) -> None:
+        nonlocal expired
+        if not expired and update.stage is Stage.TRANSACTIONS:
+            expired = True
+            exchange.clock.advance(3600)  # every access token issued so far is now stale
+
+    result = await sync.run(broker, ENV, number, progress=expire_the_token)
+
+    assert expired and exchange.oauth_grants > grants_before
+    assert await stored_transaction_keys(db, number) == truth
+    assert (await db.sync.get(result.run_id)).status == "succeeded"
