@@ -79,6 +79,7 @@ from broker.fills import (  # noqa: E402
 from broker.fills.broker_ops import OrderOps  # noqa: E402
 from broker.fills.quotes import current_net_quote  # noqa: E402
 from broker.fills.snapshot import OrderSnapshot  # noqa: E402
+from broker.orders.pricing import signed_price  # noqa: E402
 from broker.paper import FillModelConfig, MarketConfig, PaperConfig, PaperExchange  # noqa: E402
 from broker.session import (  # noqa: E402
     BrokerError,
@@ -272,7 +273,7 @@ async def chase_order(venue: Venue, scenario: Scenario) -> ChaseOrder | None:
 
 
 def _effect(order: ChaseOrder) -> PriceEffect:
-    return PriceEffect.DEBIT if order.natural < 0 else PriceEffect.CREDIT
+    return order.effect
 
 
 async def _fill_of(venue: Venue, order_ids: list[int], since: datetime) -> tuple[Decimal, float]:
@@ -300,7 +301,7 @@ async def run_marketable(venue: Venue, scenario: Scenario, order: ChaseOrder) ->
     rounded = order.schedule.round_aggressive(
         magnitude, "buy" if effect is PriceEffect.DEBIT else "sell"
     )
-    price = -rounded if effect is PriceEffect.DEBIT else rounded
+    price = signed_price(rounded, effect)
     if not ladder.is_valid(price):
         price = ladder.limit_toward_natural(order.natural)
     key = f"m-{scenario.key}"

@@ -47,6 +47,7 @@ from broker.fills.model import (
 from broker.fills.policy import ChaseParamsError, PriceLadder, effect_of
 from broker.fills.run import MAX_CHAIN_FOLLOW, ChaseRun, HaltCheck, OrderObserver
 from broker.fills.store import ChaseStore
+from broker.orders.pricing import split_signed_price
 from broker.session import BrokerError, BrokerSession
 
 if TYPE_CHECKING:
@@ -189,6 +190,7 @@ class ChaseEngine:
             raise RuntimeError("the chase engine is shut down")
         self._listen()
         order = request.order
+        order.effect  # noqa: B018 - refuses an order with no debit/credit effect up front
         start = self._start_price(request)
         store = self._services.store
         context = request.context
@@ -508,6 +510,14 @@ class ChaseEngine:
         return [cid for cid, run in self._runs.items() if run.task and not run.task.done()]
 
 
+def _effect_label(record: ChaseRecord) -> str:
+    """The chase's Debit/Credit, fixed at submission (the one sign rule decides it)."""
+    try:
+        return record.order.effect.value
+    except ChaseParamsError:
+        return split_signed_price(record.last_price)[1].value
+
+
 def _session_lookup(sessions: SessionLookup) -> Callable[[str, str], BrokerSession | None]:
     if callable(sessions):
         return sessions
@@ -527,7 +537,7 @@ def _record_result(
         filled_quantity=Decimal(0),
         total_quantity=record.order.quantity,
         average_price=None,
-        effect="Debit" if record.last_price < 0 else "Credit",
+        effect=_effect_label(record),
         start_price=record.start_price,
         final_price=record.last_price,
         steps=record.steps_done,

@@ -42,6 +42,7 @@ from broker.fills.reconcile import (
     reconcile_submission,
 )
 from broker.fills.snapshot import OrderSnapshot
+from broker.orders.pricing import split_signed_price
 from broker.session import BrokerError, BrokerSession, ErrorCategory
 
 if TYPE_CHECKING:
@@ -759,9 +760,8 @@ class ChaseRun:
 
     @property
     def _effect(self) -> str:
-        if self.record.order.is_market:
-            return self.record.order.effect.value
-        return PriceEffect.DEBIT.value if self.record.last_price < 0 else PriceEffect.CREDIT.value
+        # Fixed at submission: a replace never changes the effect.
+        return self.record.order.effect.value
 
     def _result(self, message: str) -> ChaseResult:
         record = self.record
@@ -792,5 +792,7 @@ def _qty(quantity: Decimal) -> str:
 
 
 def _price(signed: Decimal) -> str:
-    effect = "debit" if signed < 0 else "credit"
-    return f"{abs(signed)} {effect}"
+    magnitude, effect = split_signed_price(signed)
+    if effect is PriceEffect.NONE:
+        return f"{magnitude}"
+    return f"{magnitude} {effect.value.lower()}"

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from math import gcd
 
-from tastytrade.order import OrderStatus, PlacedOrder
+from tastytrade.order import OrderAction, OrderStatus, PlacedOrder
 
 from broker.events import LegInfo
+from broker.orders.pricing import effect_for_side, signed_price
+from broker.ticks import Side
 
 __all__ = ["TERMINAL_STATUSES", "WORKING_STATUSES", "OrderSnapshot", "legs_of"]
 
@@ -127,6 +129,14 @@ class OrderSnapshot:
         return not self.is_terminal
 
 
+def _signed_leg_value(action: OrderAction, magnitude: Decimal) -> Decimal:
+    """A leg's fill value with the one sign rule: a buy pays (Debit), a sell receives."""
+    if magnitude == 0:
+        return Decimal(0)
+    side = Side.SELL if action.multiplier < 0 else Side.BUY
+    return signed_price(magnitude, effect_for_side(side))
+
+
 def _fills(order: PlacedOrder, size: Decimal) -> tuple[Decimal, Decimal | None]:
     """(filled units, signed average net price per unit) from the legs' fills.
 
@@ -149,8 +159,7 @@ def _fills(order: PlacedOrder, size: Decimal) -> tuple[Decimal, Decimal | None]:
         filled_units = units if filled_units is None else min(filled_units, units)
         if leg_filled > 0:
             leg_average = sum((f.fill_price * f.quantity for f in fills), Decimal(0)) / leg_filled
-            sign = -1 if leg.action.multiplier > 0 else 1
-            net += sign * ratio * leg_average
+            net += _signed_leg_value(leg.action, ratio * leg_average)
     if not filled_units:
         return Decimal(0), None
     return filled_units, net

@@ -30,10 +30,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from tastytrade.utils import PriceEffect
+
 from broker.events import NotificationContext
 from broker.fills.model import ChaseOrder, ChaseRecord, ChaseStatus
 from broker.fills.policy import ChaseParams
 from broker.fills.store import KeyStatus
+from broker.orders.pricing import signed_price
 
 if TYPE_CHECKING:
     from storage.chases import Chase
@@ -221,7 +224,7 @@ class SqliteChaseStore:
     async def _record(self, chase: Chase, *, with_outcome: bool) -> ChaseRecord:
         ticket = chase.ticket
         order = ChaseOrder.from_json(ticket["order"])
-        effect_sign = -1 if chase.price_effect == "Debit" else 1
+        effect = PriceEffect(chase.price_effect)
         context = NotificationContext(
             guild_id=chase.guild_id,
             environment=chase.environment,
@@ -257,8 +260,8 @@ class SqliteChaseStore:
                 max_steps=chase.max_steps,
             ),
             status=status,
-            start_price=effect_sign * chase.start_price,
-            last_price=effect_sign * chase.last_price,
+            start_price=_signed(chase.start_price, effect),
+            last_price=_signed(chase.last_price, effect),
             natural_at_submission=Decimal(ticket["natural_at_submission"]),
             created_at=datetime.fromisoformat(ticket["created_at"]),
             current_order_id=chase.current_order_id,
@@ -276,6 +279,11 @@ class SqliteChaseStore:
                 except (KeyError, ValueError):
                     return None
         return None
+
+
+def _signed(magnitude: Decimal, effect: PriceEffect) -> Decimal:
+    """Stored magnitudes back to SDK-signed prices (the one sign rule; 0 stays 0)."""
+    return signed_price(magnitude, effect) if magnitude else Decimal(0)
 
 
 def _ticket(record: ChaseRecord) -> dict[str, Any]:

@@ -28,6 +28,7 @@ import structlog
 from tastytrade import Account, Session
 from tastytrade.account import Transaction
 from tastytrade.order import PlacedOrder
+from tastytrade.utils import PriceEffect
 
 from broker.events import (
     BrokerEvent,
@@ -41,6 +42,7 @@ from broker.events import (
 )
 from broker.fills.model import ChaseRecord
 from broker.fills.snapshot import OrderSnapshot
+from broker.orders.pricing import split_signed_price
 from broker.session import BrokerError, BrokerSession
 
 if TYPE_CHECKING:
@@ -284,7 +286,7 @@ class FillTracker:
             fill_quantity=fill_quantity,
             total_quantity=total,
             average_price=average,
-            effect=None if average is None else ("Debit" if average < 0 else "Credit"),
+            effect=_effect_of(average),
             fees=fees,
             complete=complete,
             chase=summary,
@@ -424,6 +426,14 @@ class FillTracker:
                 if fee is not None:
                     total += -fee  # debit fees come back negative
         return total if found else None
+
+
+def _effect_of(average: Decimal | None) -> str | None:
+    """Debit/Credit of a signed average fill price (None when there is none or it is 0)."""
+    if average is None:
+        return None
+    effect = split_signed_price(average)[1]
+    return None if effect is PriceEffect.NONE else effect.value
 
 
 def _summary(

@@ -10,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tastytrade.utils import PriceEffect
 
+from broker.events import LegInfo
+from broker.fills.model import ChaseOrder
 from broker.fills.policy import (
     ChaseParams,
     ChaseParamsError,
@@ -216,3 +218,52 @@ def test_walk_is_on_tick_monotone_and_capped(
     # strictly more aggressive each step, ending exactly at the natural's limit
     assert all(b < a for a, b in itertools.pairwise(prices))
     assert prices[-1] == limit
+
+
+class TestOrderEffect:
+    """The chase's Debit/Credit comes from the one sign rule, never from a guess."""
+
+    @staticmethod
+    def order(**changes: object) -> ChaseOrder:
+        values: dict[str, object] = {
+            "legs": (LegInfo("SPY", "Buy to Open", D(1), "Equity"),),
+            "quantity": D(1),
+            "underlying_symbol": "SPY",
+            "natural": D("-100.04"),
+            "mid": D("-100.02"),
+            "schedule": PENNY,
+        }
+        values.update(changes)
+        return ChaseOrder(**values)  # type: ignore[arg-type]
+
+    def test_carried_effect_wins(self) -> None:
+        assert self.order(price_effect=PriceEffect.CREDIT, natural=D("1")).effect is (
+            PriceEffect.CREDIT
+        )
+
+    def test_derived_from_limit_then_natural_then_mid(self) -> None:
+        assert self.order().effect is PriceEffect.DEBIT
+        assert self.order(limit_price=D("0.50")).effect is PriceEffect.CREDIT
+        assert self.order(natural=D(0), mid=D("0.02")).effect is PriceEffect.CREDIT
+
+    def test_all_zero_prices_have_no_effect(self) -> None:
+        # Formerly a zero natural and mid were taken for a Credit.
+        with pytest.raises(ChaseParamsError, match="no debit/credit effect"):
+            _ = self.order(natural=D(0), mid=D(0)).effect
+
+    def test_limit_against_the_carried_effect_is_refused(self) -> None:
+        with pytest.raises(ValueError, match="Debit effect"):
+            self.order(price_effect=PriceEffect.DEBIT, limit_price=D("100.02"))
+        with pytest.raises(ValueError, match="Debit or Credit"):
+            self.order(price_effect=PriceEffect.NONE)
+
+    def test_closing_legs_are_sent_with_strict_validation(self) -> None:
+        close = self.order(
+            legs=(LegInfo("SPY", "Sell to Close", D(1), "Equity"),),
+            natural=D("100.00"),
+            mid=D("100.02"),
+        )
+        sent = close.limit_order(D("100.02"), "k")
+        assert sent.advanced_instructions is not None
+        assert sent.advanced_instructions.strict_position_effect_validation
+        assert self.order().limit_order(D("-100.02"), "k").advanced_instructions is None
