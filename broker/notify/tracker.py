@@ -8,8 +8,18 @@ twice (two sources, a reconnect, a restart) is notified once:
 * fill: ``<env>:order=<id>:filled=<cumulative quantity of that order>``
 * terminal (cancelled / expired / rejected, not a replace): ``<env>:order=<id>:terminal``
 
-Events claimed but not yet handed to every subscriber (the process stopped in between) are
-re-published by :meth:`redeliver_pending` at start-up.
+Acknowledgement (when is a notice "delivered"?):
+
+* default (``explicit_ack=False``): once every bus subscriber's handler returned. Only right
+  when the handler itself posts the notice.
+* ``explicit_ack=True``: only when :meth:`acknowledge` is called with the event's
+  ``dedupe_key``. The Discord layer calls it *after* ``channel.send`` succeeded (or when the
+  notice can never be posted: no channel, no permission), so a notice queued in memory when
+  the process stops is not lost.
+
+Either way, events claimed but never acknowledged are re-published by
+:meth:`redeliver_pending`; call it once at start-up, after the notice subscriber is
+subscribed (events published to nobody stay pending until the next start).
 
 Orders of a chase carry the chase's context (originating channel, author) and a summary of
 the chase (start price, steps, final price, improvement versus the natural at submission);
@@ -44,6 +54,7 @@ from broker.fills.model import ChaseRecord
 from broker.fills.snapshot import OrderSnapshot
 from broker.orders.pricing import split_signed_price
 from broker.session import BrokerError, BrokerSession
+from storage.errors import NotFoundError
 
 if TYPE_CHECKING:
     from broker.fills.clock import Clock
@@ -78,6 +89,7 @@ class FillTracker:
         store: ChaseStore | None = None,
         clock: Clock | None = None,
         fees: bool = True,
+        explicit_ack: bool = False,
     ) -> None:
         if store is None:
             from broker.fills.sqlite_store import SqliteChaseStore
@@ -88,6 +100,9 @@ class FillTracker:
         self._events = events
         self._now = clock.now if clock is not None else (lambda: datetime.now(UTC))
         self._fees = fees
+        self._explicit_ack = explicit_ack
+        #: Keys published in this process and not acknowledged yet (never re-sent meanwhile).
+        self._in_flight: set[str] = set()
         self._snapshots: dict[tuple[str, int], OrderSnapshot] = {}
         self._working: dict[tuple[str, str], set[int]] = {}
         self._contexts: dict[tuple[str, str], NotificationContext] = {}
@@ -359,24 +374,63 @@ class FillTracker:
             guild_id=event.context.guild_id,
             key=event.dedupe_key,
         )
-        self._events.publish(event, on_delivered=self._mark_delivered)
+        self._publish(event)
+
+    def _publish(self, event: OrderFilled | OrderTerminal) -> None:
+        if self._explicit_ack:
+            self._in_flight.add(event.dedupe_key)
+            self._events.publish(event)
+        else:
+            self._events.publish(event, on_delivered=self._mark_delivered)
 
     async def _mark_delivered(self, event: BrokerEvent) -> None:
         key = getattr(event, "dedupe_key", None)
         if key:
             await self._db.fill_events.mark_delivered(key)
 
-    async def redeliver_pending(self) -> int:
-        """Publish events claimed before a restart but never handed to the subscribers."""
+    async def acknowledge(self, dedupe_key: str) -> bool:
+        """The notice with ``dedupe_key`` was posted (or can never be): it is not re-sent.
+
+        Returns False (and logs) for a key that was never claimed. Idempotent.
+        """
+        self._in_flight.discard(dedupe_key)
+        try:
+            await self._db.fill_events.mark_delivered(dedupe_key)
+        except NotFoundError:
+            log.warning("acknowledged_unknown_fill_event", key=dedupe_key)
+            return False
+        return True
+
+    async def redeliver_pending(self, *, max_age: timedelta | None = None) -> int:
+        """Re-publish events claimed but never acknowledged (e.g. before a restart).
+
+        Events still in flight in this process are skipped (they were published and wait for
+        their acknowledgement); with ``max_age``, older events are left alone (logged).
+        Returns the number re-published.
+        """
         count = 0
+        stale = 0
+        horizon = None if max_age is None else self._now() - max_age
         for stored in await self._db.fill_events.undelivered():
+            if stored.dedupe_key in self._in_flight:
+                continue
+            if horizon is not None and stored.created_at < horizon:
+                stale += 1
+                continue
             try:
                 event = event_from_payload(stored.payload)
             except (KeyError, TypeError, ValueError):
                 log.warning("undeliverable_fill_event", key=stored.dedupe_key)
                 continue
-            self._events.publish(event, on_delivered=self._mark_delivered)
+            if not isinstance(event, OrderFilled | OrderTerminal):
+                log.warning("unexpected_fill_event_type", key=stored.dedupe_key)
+                continue
+            self._publish(event)
             count += 1
+        if stale:
+            log.warning("fill_events_too_old_to_redeliver", count=stale)
+        if count:
+            log.info("fill_events_redelivered", count=count)
         return count
 
     # ---------------------------------------------------------------------------- fees

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 
 from broker.events import EventBus, OrderFilled, OrderPlaced
@@ -215,3 +216,51 @@ async def test_next_day_restart_without_the_history_is_unknown_not_not_placed(
         assert "Check the account's orders" in result.message
         key = await r.db.idempotency.get("overnight-2")
         assert key is not None and key.status != "not_placed"
+
+
+async def test_explicit_ack_resends_only_notices_never_acknowledged(tmp_path: Path) -> None:
+    """The Discord layer only queues a notice when the bus hands it over; it acknowledges it
+    after posting. A notice still queued when the process stops is sent after the restart."""
+    async with rig(tmp_path) as r:
+        bus = EventBus()
+        queued: list[OrderFilled] = []
+
+        async def enqueue(event: OrderFilled) -> None:
+            queued.append(event)  # posted later by a worker that never gets to it
+
+        bus.subscribe(enqueue, kinds=(OrderFilled,), name="notice-queue")
+        tracker = FillTracker(r.db, bus, explicit_ack=True)
+        engine = make_engine(r.db, bus, tracker, r.clock)
+        order = r.equity_order("SPY", "100.00", "100.04")
+        result = await (await engine.submit(r.request(order, "ack-1"))).wait()
+        assert result.status is ChaseStatus.FILLED
+        await settle_bus(bus)
+        assert len(queued) == 1
+        assert [e.dedupe_key for e in await r.db.fill_events.undelivered()] == [
+            queued[0].dedupe_key
+        ]
+        assert await tracker.redeliver_pending() == 0  # in flight here: not sent twice
+        await engine.shutdown()
+        await bus.close()
+
+        # After the restart the unacknowledged notice comes again, once.
+        bus2 = EventBus()
+        recorder = Recorder()
+        bus2.subscribe(recorder, name="recorder-after-restart")
+        tracker2 = FillTracker(r.db, bus2, explicit_ack=True)
+        assert await tracker2.redeliver_pending(max_age=timedelta(0)) == 0  # too old: kept
+        assert await tracker2.redeliver_pending() == 1
+        assert await tracker2.redeliver_pending() == 0
+        await settle_bus(bus2)
+        [again] = recorder.of(OrderFilled)
+        assert again.dedupe_key == queued[0].dedupe_key
+        assert again.average_price == result.average_price
+
+        assert await tracker2.acknowledge(again.dedupe_key)
+        assert await tracker2.acknowledge(again.dedupe_key)  # idempotent
+        assert await r.db.fill_events.undelivered() == []
+        assert not await tracker2.acknowledge("paper:order=1:filled=9")
+        bus3 = EventBus()
+        assert await FillTracker(r.db, bus3, explicit_ack=True).redeliver_pending() == 0
+        await bus2.close()
+        await bus3.close()
