@@ -34,7 +34,14 @@ from typing import TYPE_CHECKING
 import structlog
 from tastytrade.order import PlacedOrder
 
-from broker.events import BrokerEvent, EventBus, OrderFilled, OrderTerminal, Subscription
+from broker.events import (
+    BrokerEvent,
+    EventBus,
+    NotificationContext,
+    OrderFilled,
+    OrderTerminal,
+    Subscription,
+)
 from broker.fills.broker_ops import OrderOps
 from broker.fills.clock import Clock, RealClock
 from broker.fills.model import (
@@ -53,7 +60,7 @@ from broker.session import BrokerError, BrokerSession
 if TYPE_CHECKING:
     from storage.database import Database
 
-__all__ = ["ChaseEngine", "ChaseHandle", "SessionLookup"]
+__all__ = ["ChaseEngine", "ChaseHandle", "SessionLookup", "WorkingOrder"]
 
 log = structlog.get_logger(__name__)
 
@@ -69,6 +76,18 @@ _TERMINAL = {
     "Rejected": ChaseStatus.REJECTED,
 }
 _ORDER_MAY_WORK = frozenset(s for s in ChaseStatus if s.order_may_work)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkingOrder:
+    """A chase's order that may still work at the exchange (for fill tracking at start-up)."""
+
+    chase_id: int
+    environment: str
+    account_number: str
+    order_id: int
+    session: BrokerSession
+    context: NotificationContext
 
 
 class ChaseHandle:
@@ -483,6 +502,26 @@ class ChaseEngine:
             run = self._start(record, session, resume=True)
             handles.append(ChaseHandle(record.id, run.result))
         return handles
+
+    async def working_orders(self) -> list[WorkingOrder]:
+        """Current orders of every chase whose order may still work and whose account has a
+        registered session (after :meth:`resume_open`): what fill tracking must follow."""
+        found: list[WorkingOrder] = []
+        for record in await self._services.store.with_status(_ORDER_MAY_WORK):
+            session = self._sessions.get((record.environment, record.account_number))
+            if record.current_order_id is None or session is None:
+                continue
+            found.append(
+                WorkingOrder(
+                    chase_id=record.id,
+                    environment=record.environment,
+                    account_number=record.account_number,
+                    order_id=record.current_order_id,
+                    session=session,
+                    context=record.context,
+                )
+            )
+        return found
 
     async def shutdown(self, grace_s: float = 10.0) -> None:
         """Stop every chase at its next wait; the state stays persisted for ``resume_open``.

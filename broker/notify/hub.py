@@ -4,6 +4,8 @@
 streamer subscription and the polling reconciliation loop for that (environment, account);
 ``context`` says where notifications for orders that are not chases go. The tracker turns
 what they see into exactly-once ``OrderFilled`` / ``OrderTerminal`` events on the bus.
+At start-up, ``NotificationHub.resume(engine)`` (after ``engine.resume_open``) watches the
+accounts of every chase order that may still work.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from broker.events import EventBus, NotificationContext
+from broker.fills.engine import ChaseEngine
 from broker.notify.poller import OrderPoller
 from broker.notify.streamer import StreamerListener
 from broker.notify.tracker import FillTracker
@@ -103,6 +106,32 @@ class NotificationHub:
         self._watches[key] = watch
         log.info("notifications_started", environment=environment, account_number=account_number)
         return watch
+
+    async def resume(self, engine: ChaseEngine) -> int:
+        """At start-up, after ``engine.resume_open(...)``: follow every chase order that may
+        still work (left working, placed, cancel pending, resumed), so its fill or end is
+        notified even if nobody places a new order. Returns the number of accounts watched.
+
+        Accounts already watched keep their context; others get the chase's guild
+        notifications channel for orders that are not chases (``watch`` replaces it later).
+        """
+        accounts: set[tuple[str, str]] = set()
+        for working in await engine.working_orders():
+            key = (working.environment, working.account_number)
+            if self.watch_of(*key) is None:
+                chase = working.context
+                default = NotificationContext(
+                    guild_id=chase.guild_id,
+                    environment=chase.environment,
+                    channel_id=chase.notify_channel_id,
+                    notify_channel_id=chase.notify_channel_id,
+                )
+                await self.watch(working.session, *key, default)
+            self.order_placed(*key, working.order_id)
+            accounts.add(key)
+        if accounts:
+            log.info("notifications_resumed", accounts=len(accounts))
+        return len(accounts)
 
     def order_placed(self, environment: str, account_number: str, order_id: int) -> None:
         """Tell the poller a new order is working (it polls right away)."""

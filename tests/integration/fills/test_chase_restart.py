@@ -9,7 +9,7 @@ from pathlib import Path
 from broker.events import EventBus, OrderFilled, OrderPlaced
 from broker.fills import ChaseParams, ChaseStatus
 from broker.fills.broker_ops import OrderOps
-from broker.notify import FillTracker
+from broker.notify import FillTracker, NotificationHub
 from tests.integration.fills.support import D, Recorder, Rig, make_engine, rig, settle
 
 
@@ -264,3 +264,40 @@ async def test_explicit_ack_resends_only_notices_never_acknowledged(tmp_path: Pa
         assert await FillTracker(r.db, bus3, explicit_ack=True).redeliver_pending() == 0
         await bus2.close()
         await bus3.close()
+
+
+async def test_orders_left_working_are_tracked_again_after_a_restart(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        order = r.equity_order("SPY", "100.00", "101.00")
+        params = ChaseParams(interval_s=5.0, ticks=1, max_steps=1)
+        left = await (await r.engine.submit(r.request(order, "track-1", params=params))).wait()
+        assert left.status is ChaseStatus.LEFT_WORKING
+        await r.engine.shutdown()
+
+        bus, recorder, tracker = await restarted(r)
+        engine = make_engine(r.db, bus, tracker, r.clock)
+        hub = NotificationHub(tracker, bus, poll_interval_s=0.05, use_streamer=False)
+        assert await engine.resume_open({("paper", r.account): r.session}) == []
+        [working] = await engine.working_orders()
+        assert working.order_id == left.current_order_id and working.chase_id == left.chase_id
+        assert await hub.resume(engine) == 1
+        assert tracker.working_orders("paper", r.account) == {left.current_order_id}
+
+        # Nobody places anything after the restart; the market comes to the order.
+        r.exchange.market.set_quote("SPY", "99.00", "100.00")
+        r.exchange.clock.advance(1.0)
+        await wait_until(lambda: recorder.of(OrderFilled) != [], "the fill notice")
+        for _ in range(200):
+            row = await r.db.chases.get(left.chase_id)
+            if row is not None and row.status == "filled":
+                break
+            await asyncio.sleep(0.01)
+        await hub.close()
+        await engine.shutdown()
+        await settle_bus(bus)
+        await bus.close()
+
+        [fill] = recorder.of(OrderFilled)
+        assert fill.complete and fill.chase is not None and fill.chase.chase_id == left.chase_id
+        assert fill.context.channel_id == r.context().channel_id  # the command's channel
+        assert row is not None and row.status == "filled"
