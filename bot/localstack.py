@@ -91,6 +91,18 @@ class LocalStack:
     def role_id(self, name: str) -> int:
         return self.discord.world.guilds[0].role(name).id
 
+    def _delivered(self) -> bool:
+        """Has the bot received every gateway event the stand-in has sent?
+
+        Without this a loaded machine could look "quiet" before the bot even read the
+        event. The stand-in does not publish its sequence number, hence the guarded read.
+        """
+        sent = getattr(self.discord.gateway, "_seq", None)
+        ws = self.bot.ws
+        if not isinstance(sent, int) or ws is None or ws.sequence is None:
+            return True
+        return ws.sequence >= sent
+
     async def advance(self, seconds: float) -> None:
         """Let simulated time pass for the exchange and the chase engine."""
         await self.clock.advance(seconds)
@@ -106,7 +118,7 @@ class LocalStack:
             mark = self.discord.mark
             # A chase that is not waiting for simulated time is talking to the exchange.
             chasing = len(self.runtime.engine.running()) > self.clock.sleepers
-            if mark == seen and not chasing and not bot_busy(self.bot):
+            if mark == seen and not chasing and self._delivered() and not bot_busy(self.bot):
                 return
             seen = mark
             await asyncio.sleep(quiet)
