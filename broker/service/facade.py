@@ -347,7 +347,7 @@ class TradingService:
         """Bring positions and balances up to date after a fill (incremental sync)."""
         try:
             context = await self.brokers.context(guild_id, Environment(environment))
-            await self.syncer.sync(context, kind="incremental", progress=None)
+            await self.syncer.sync(context, kind="auto", progress=None)
             self.orders.positions_synced(environment, context.account_number)
         except (ServiceError, BrokerError) as exc:
             log.warning("post_fill_sync_failed", guild_id=guild_id, error=str(exc))
@@ -368,11 +368,17 @@ class TradingService:
         return (await self.brokers.context(guild_id)).account_number
 
     async def _fresh_context(self, guild_id: int) -> BrokerContext:
-        """The guild's context; an account never synced gets a sync first (it is small)."""
+        """The guild's context for a database query.
+
+        A paper account (the built-in exchange, always small) is synced once on first use;
+        sandbox and live accounts are only synced on request (`!tt sync`), by the schedule
+        or after a fill, so a query never starts a long download unasked.
+        """
         context = await self.brokers.context(guild_id)
-        account = await self.db.accounts.get(context.environment.value, context.account_number)
-        if account is None or account.last_synced_at is None:
-            await self.syncer.sync(context, kind="auto", progress=None)
+        if context.environment is Environment.PAPER:
+            account = await self.db.accounts.get(context.environment.value, context.account_number)
+            if account is None or account.last_synced_at is None:
+                await self.syncer.sync(context, kind="auto", progress=None)
         return context
 
     async def positions(self, guild_id: int) -> Scoped[list[PositionRow]]:
