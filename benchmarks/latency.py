@@ -51,7 +51,7 @@ if str(ROOT) not in sys.path:
 from bot.client import TTBot  # noqa: E402
 from bot.config import load_config  # noqa: E402
 from bot.localdiscord import LocalDiscord, MessageRecord, OutputEvent, standard_world  # noqa: E402
-from bot.localstack import configure_standard_guild, trading_start_time  # noqa: E402
+from bot.localstack import bot_busy, configure_standard_guild, trading_start_time  # noqa: E402
 from bot.runtime import RuntimeOptions, open_runtime  # noqa: E402
 from bot.simclock import ManualClock  # noqa: E402
 from broker.paper import FillModelConfig, PaperConfig, PaperExchange  # noqa: E402
@@ -256,6 +256,14 @@ class Infra:
                 return
 
 
+async def until_idle(bot: TTBot) -> None:
+    """Wait until the bot is handling no message, click or slash command."""
+    while True:
+        if not bot_busy(bot):
+            return
+        await asyncio.sleep(0.001)
+
+
 def busy_time(hits: list[Hit], start: float, end: float) -> float:
     """Length of the union of the hits' intervals, clipped to [start, end]."""
     total, cursor = 0.0, start
@@ -284,7 +292,7 @@ class Sample:
         return self.submit_total - self.submit_exchange
 
 
-async def one_order(infra: Infra) -> Sample:
+async def one_order(infra: Infra, bot: TTBot) -> Sample:
     discord = infra.discord
     known = set(infra.previews)
     said: MessageRecord = await infra.call(
@@ -295,13 +303,21 @@ async def one_order(infra: Infra) -> Sample:
     (preview_id,) = set(infra.previews) - known
     posted = infra.previews[preview_id]
     preview = next(m for m in discord.messages if m.id == preview_id)
+    # A person sees the preview only after Discord answered the bot's send, by which time the
+    # bot has registered its buttons; wait for the same before clicking.
+    await until_idle(bot)
 
     arrivals = len(infra.order_arrivals)
     interaction = await infra.call(lambda: discord.click("trader", "Confirm", preview, wait=False))
     # The stand-in lets a message be "seen" for a moment before a click, like a person;
     # the interval starts when Discord sends the interaction to the bot.
     click_at = interaction.created_monotonic
-    await infra.until(lambda: len(infra.order_arrivals) > arrivals)
+    try:
+        await infra.until(lambda: len(infra.order_arrivals) > arrivals)
+    except TimeoutError:
+        raise RuntimeError(
+            f"the order never reached the exchange; the preview now reads:\n{preview.text}"
+        ) from None
     arrived = infra.order_arrivals[arrivals]
     await infra.quiet()  # the order's aftermath (progress edit, tracker read) is not the next's
     return Sample(
@@ -357,7 +373,7 @@ async def run(orders: int, warmup: int) -> list[Sample]:
                     await runtime.service.sync(world.guilds[0].id, kind="full", progress=None)
                     samples = []
                     for n in range(warmup + orders):
-                        sample = await one_order(infra)
+                        sample = await one_order(infra, bot)
                         if n >= warmup:
                             samples.append(sample)
                     return samples
