@@ -16,6 +16,8 @@ Design:
   (an exception in it rolls back just that part). Coroutines started outside the body
   wait for the lock. Keep bodies short and don't run concurrent writers inside one.
 - **Migrations** run at open (`storage.migrate`).
+- **Page writes** (`insert_rows`) send many rows per INSERT statement instead of an
+  ``executemany`` (which hands the GIL back and forth on every row; see `storage.bulk`).
 
 Repositories (``db.orders``, ``db.positions``...) hold all SQL; callers never write SQL.
 """
@@ -29,6 +31,7 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, TypeVar
@@ -38,6 +41,7 @@ import aiosqlite
 from storage.accounts import AccountsRepository
 from storage.audit import AuditRepository
 from storage.balances import BalancesRepository
+from storage.bulk import RowsInsert, rows_per_statement, values_sql, variable_limit
 from storage.chases import ChasesRepository
 from storage.credentials import CredentialsRepository
 from storage.crypto import Keyring
@@ -150,6 +154,7 @@ class Database:
         _open_files[resolved] = None  # reserve before the first await
         conn: aiosqlite.Connection | None = None
         try:
+            await asyncio.to_thread(variable_limit)  # cached for insert_rows
             migrations = await asyncio.to_thread(load_migrations, migrations_dir)
             conn = await aiosqlite.connect(resolved, timeout=busy_timeout, isolation_level=None)
             conn.row_factory = sqlite3.Row
@@ -305,6 +310,27 @@ class Database:
                 return cursor.rowcount
             finally:
                 await cursor.close()
+
+    async def insert_rows(self, statement: RowsInsert, rows: Sequence[Params]) -> None:
+        """Run `statement` for every row, as many rows per statement as SQLite allows.
+
+        Same effect as ``execute_many(statement.single_row, rows)``: rows are inserted (and
+        upserted) in order, each seeing the ones before it. Every row must have
+        ``statement.parameters_per_row`` values. Wrap the call in `transaction()` when
+        the rows must land together (more than one statement may run).
+        """
+        if not rows:
+            return
+        width = statement.parameters_per_row
+        per_statement = rows_per_statement(width)
+        async with self._exclusive() as conn:
+            for start in range(0, len(rows), per_statement):
+                chunk = rows[start : start + per_statement]
+                if any(len(row) != width for row in chunk):
+                    raise StorageError(f"every row of this insert needs {width} values")
+                params = list(chain.from_iterable(chunk))
+                # execute_fetchall: one worker round trip (the cursor closes on the worker).
+                await _guarded(conn.execute_fetchall(values_sql(statement, len(chunk)), params))
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         async with self._exclusive() as conn:

@@ -13,7 +13,8 @@
   `split_signed_price` converts the SDK's signed price (debit < 0).
 - Fills are immutable and keyed on the broker's fill id.
 
-A page is written in one transaction with one ``executemany`` per table.
+A page is written in one transaction with one multi-row statement per table (several
+when a page holds more rows than one statement takes).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Final
 
 from storage import codec
+from storage.bulk import RowsInsert
 from storage.errors import InvalidValueError
 
 if TYPE_CHECKING:
@@ -149,24 +151,25 @@ _INCOMING_IS_NEWER: Final = (
     "CAST(excluded.filled_quantity AS REAL) >= CAST(orders.filled_quantity AS REAL)))))"
 )
 # A new row picks up a link already recorded on the other side of the chain.
-_UPSERT_ORDER: Final = (
-    f"INSERT INTO orders ({_ORDER_COLUMNS}, synced_at) VALUES "
+_UPSERT_ORDER: Final = RowsInsert(
+    f"INSERT INTO orders ({_ORDER_COLUMNS}, synced_at) VALUES",
     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
     "COALESCE(?, (SELECT o.order_id FROM orders o "
     "WHERE o.environment = ? AND o.replaced_by_order_id = ?)), "
     "COALESCE(?, (SELECT o.order_id FROM orders o "
-    "WHERE o.environment = ? AND o.replaces_order_id = ?)), ?, ?, ?) "
+    "WHERE o.environment = ? AND o.replaces_order_id = ?)), ?, ?, ?)",
     "ON CONFLICT (environment, order_id) DO UPDATE SET "
     + ", ".join(f"{column} = excluded.{column}" for column in _DATA_COLUMNS)
     + ", replaces_order_id = COALESCE(excluded.replaces_order_id, orders.replaces_order_id)"
     ", replaced_by_order_id = "
     "COALESCE(excluded.replaced_by_order_id, orders.replaced_by_order_id)"
     ", external_identifier = COALESCE(excluded.external_identifier, orders.external_identifier)"
-    f" WHERE {_INCOMING_IS_NEWER}"
+    f" WHERE {_INCOMING_IS_NEWER}",
 )
-_UPSERT_LEG: Final = (
+_UPSERT_LEG: Final = RowsInsert(
     "INSERT INTO order_legs (environment, order_id, leg_index, symbol, instrument_type, action, "
-    "quantity, remaining_quantity, order_updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "quantity, remaining_quantity, order_updated_at) VALUES",
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?)",
     "ON CONFLICT (environment, order_id, leg_index) DO UPDATE SET "
     "symbol = excluded.symbol, instrument_type = excluded.instrument_type, "
     "action = excluded.action, quantity = excluded.quantity, "
@@ -176,12 +179,13 @@ _UPSERT_LEG: Final = (
     "OR CAST(excluded.remaining_quantity AS REAL) < CAST(order_legs.remaining_quantity AS REAL) "
     "THEN excluded.remaining_quantity ELSE order_legs.remaining_quantity END, "
     "order_updated_at = excluded.order_updated_at "
-    "WHERE excluded.order_updated_at >= order_legs.order_updated_at"
+    "WHERE excluded.order_updated_at >= order_legs.order_updated_at",
 )
-_INSERT_FILL: Final = (
+_INSERT_FILL: Final = RowsInsert(
     "INSERT INTO order_fills (environment, fill_id, order_id, leg_index, quantity, fill_price, "
-    "filled_at, destination_venue) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (environment, fill_id) DO NOTHING"
+    "filled_at, destination_venue) VALUES",
+    "(?, ?, ?, ?, ?, ?, ?, ?)",
+    "ON CONFLICT (environment, fill_id) DO NOTHING",
 )
 # Both sides of one replace link (old -> new) in one statement; existing links are kept.
 _LINK: Final = (
@@ -292,11 +296,11 @@ class OrdersRepository:
             if order.replaced_by_order_id is not None:
                 links.append((env, order.order_id, order.replaced_by_order_id))
         async with self._db.transaction():
-            await self._db.execute_many(_UPSERT_ORDER, order_rows)
+            await self._db.insert_rows(_UPSERT_ORDER, order_rows)
             if leg_rows:
-                await self._db.execute_many(_UPSERT_LEG, leg_rows)
+                await self._db.insert_rows(_UPSERT_LEG, leg_rows)
             if fill_rows:
-                await self._db.execute_many(_INSERT_FILL, fill_rows)
+                await self._db.insert_rows(_INSERT_FILL, fill_rows)
             if links:
                 await self._db.execute_many(_LINK, links)
         return len(order_rows)

@@ -18,6 +18,7 @@ from itertools import groupby
 from typing import TYPE_CHECKING, Final
 
 from storage import codec
+from storage.bulk import RowsInsert
 from storage.errors import InvalidValueError
 
 if TYPE_CHECKING:
@@ -95,9 +96,9 @@ _COLUMNS: Final = (
     "average_open_price, multiplier, close_price, mark_price, cost_effect, "
     "realized_day_gain, expires_at, broker_updated_at"
 )
-_INSERT: Final = (
-    f"INSERT INTO positions (environment, account_number, {_COLUMNS}, snapshot_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT: Final = RowsInsert(
+    f"INSERT INTO positions (environment, account_number, {_COLUMNS}, snapshot_at) VALUES",
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 )
 
 
@@ -168,7 +169,7 @@ class PositionsRepository:
                 "DELETE FROM positions WHERE environment = ? AND account_number = ?",
                 (env, account_number),
             )
-            await self._db.execute_many(_INSERT, rows)
+            await self._db.insert_rows(_INSERT, rows)
         return len(rows)
 
     async def for_account(self, environment: str, account_number: str) -> list[Position]:

@@ -1,6 +1,6 @@
 """Account transactions (trades, fees, money movements), keyed on the broker's id.
 
-`upsert_page` writes a page in one transaction with a single ``executemany``: a later
+`upsert_page` writes a page in one transaction with one multi-row INSERT: a later
 version of a transaction (e.g. final instead of estimated fees) replaces the stored one,
 re-running a page never duplicates a row. Amounts are signed as the SDK models them
 (a debit is negative).
@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Final
 
 from storage import codec
+from storage.bulk import RowsInsert
 
 if TYPE_CHECKING:
     from storage.database import Database
@@ -68,11 +69,11 @@ _UPDATED: Final = (
     "price",
     "order_id",
 )
-_UPSERT: Final = (
-    f"INSERT INTO transactions ({_COLUMNS}) VALUES "
-    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+_UPSERT: Final = RowsInsert(
+    f"INSERT INTO transactions ({_COLUMNS}) VALUES",
+    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     "ON CONFLICT (environment, transaction_id) DO UPDATE SET "
-    + ", ".join(f"{column} = excluded.{column}" for column in _UPDATED)
+    + ", ".join(f"{column} = excluded.{column}" for column in _UPDATED),
 )
 
 
@@ -130,11 +131,11 @@ class TransactionsRepository:
         self._db = db
 
     async def upsert_page(self, transactions: Sequence[Transaction]) -> int:
-        """Store a page in one transaction (one executemany); return the page size."""
+        """Store a page in one transaction (one multi-row upsert); return the page size."""
         rows = [_row(tx) for tx in transactions]
         if rows:
             async with self._db.transaction():
-                await self._db.execute_many(_UPSERT, rows)
+                await self._db.insert_rows(_UPSERT, rows)
         return len(rows)
 
     async def recent(

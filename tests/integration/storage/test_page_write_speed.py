@@ -92,7 +92,9 @@ async def test_transaction_pages_stay_close_to_raw(tmp_path: Path) -> None:
         for page in pages:
             await db.transactions.upsert_page(page)
 
-    raw_pages = [[(UPSERT_TRANSACTION, [transaction_row(tx) for tx in page])] for page in pages]
+    raw_pages = [
+        [(UPSERT_TRANSACTION.single_row, [transaction_row(tx) for tx in page])] for page in pages
+    ]
     assert await _measure(tmp_path, "transactions", write, raw_pages) < MAX_RATIO
 
 
@@ -115,16 +117,16 @@ async def test_order_pages_stay_close_to_raw(tmp_path: Path) -> None:
         params = [_order_params(order, "2026-01-02T00:00:00.000000+00:00") for order in page]
         raw_pages.append(
             [
-                (_UPSERT_ORDER, params),
+                (_UPSERT_ORDER.single_row, params),
                 (
-                    _UPSERT_LEG,
+                    _UPSERT_LEG.single_row,
                     [
                         r
                         for o, p in zip(page, params, strict=True)
                         for r in order_leg_rows(o, "paper", str(p[15]))
                     ],
                 ),
-                (_INSERT_FILL, [r for o in page for r in order_fill_rows(o, "paper")]),
+                (_INSERT_FILL.single_row, [r for o in page for r in order_fill_rows(o, "paper")]),
             ]
         )
     assert await _measure(tmp_path, "orders", write, raw_pages) < MAX_RATIO
