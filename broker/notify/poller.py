@@ -53,14 +53,18 @@ class OrderPoller:
         self._wake.set()
 
     async def run(self) -> None:
-        """Run until cancelled."""
-        while True:
+        """Run until cancelled, or until the session is closed or its grant revoked."""
+        while not self._session_gone():
             working = self._tracker.working_orders(self._environment, self._account_number)
             if working:
                 await self.poll_once()
                 await self._sleep(self._interval_s)
             else:
                 await self._idle()
+        self.log.warning("order_poller_stopped", reason="session closed or token revoked")
+
+    def _session_gone(self) -> bool:
+        return self._session.closed or self._session.health().token_revoked
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -9,7 +9,11 @@ socket or a malformed message ends it with an ``ExceptionGroup``. This loop:
   (the SDK queues are unbounded; undrained types pile up in memory) into events;
 * sends a ``heartbeat`` subscription every ``heartbeat_s``: its ack must arrive within the
   SDK's 10 s, so a silently dead connection is detected and replaced;
-* reconnects with exponential backoff and full jitter on any failure.
+* reconnects with capped exponential backoff (equal jitter) on any failure, and also after a
+  connection that ended cleanly but quickly (a server that keeps closing us is not hammered);
+* stops for good once the session is closed (re-linked/unlinked: a new watch replaces it) or
+  its refresh token is revoked: reconnecting would only repeat OAuth attempts that cannot
+  succeed and risk an IP block.
 
 Silence is not trusted either way: the poller (``broker.notify.poller``) keeps delivering
 fills while the streamer is down or quiet.
@@ -55,6 +59,7 @@ class StreamerListener:
         backoff_base_s: float = 0.5,
         backoff_cap_s: float = 30.0,
         heartbeat_s: float | None = 20.0,
+        stable_after_s: float = 60.0,
         now: Callable[[], datetime] | None = None,
     ) -> None:
         self._session = session
@@ -67,18 +72,26 @@ class StreamerListener:
         self._backoff_base_s = backoff_base_s
         self._backoff_cap_s = backoff_cap_s
         self._heartbeat_s = heartbeat_s
+        self._stable_after_s = stable_after_s
         self._now = now or (lambda: datetime.now(UTC))
         self.connections = 0
         self.connected = asyncio.Event()
+        #: Why the listener stopped for good (None while it runs).
+        self.stop_reason: str | None = None
         self.log = log.bind(environment=environment, account_number=account_number)
 
     async def run(self) -> None:
-        """Run until cancelled."""
+        """Run until cancelled, or until the session is closed or its grant revoked."""
+        loop = asyncio.get_running_loop()
         failures = 0
-        while True:
+        while (reason := self._session_gone()) is None:
+            started = loop.time()
             try:
                 await self._connect_once()
-                failures = 0  # a clean end (server closed normally): reconnect promptly
+                # A clean end (the server closed normally): reconnect promptly, unless the
+                # connection keeps ending soon after it started.
+                stable = loop.time() - started >= self._stable_after_s
+                failures = 0 if stable else failures + 1
             except Exception as exc:  # includes the SDK task group's ExceptionGroups
                 failures += 1
                 self.log.warning(
@@ -86,8 +99,27 @@ class StreamerListener:
                 )
             finally:
                 self.connected.clear()
-            ceiling = min(self._backoff_cap_s, self._backoff_base_s * 2 ** max(failures - 1, 0))
-            await asyncio.sleep(random.uniform(0, ceiling) if failures else self._backoff_base_s)
+            if self._session_gone() is not None:
+                break
+            await asyncio.sleep(self.backoff(failures))
+        self.stop_reason = self._session_gone() or reason
+        self.log.warning("account_streamer_stopped", reason=self.stop_reason)
+
+    def backoff(self, failures: int) -> float:
+        """Seconds before the next connection: the base after a stable connection, else an
+        exponential delay capped at ``backoff_cap_s`` (equal jitter: never less than half)."""
+        if failures <= 0:
+            return self._backoff_base_s
+        growth = float(2 ** min(failures - 1, 30))
+        ceiling = min(self._backoff_cap_s, self._backoff_base_s * growth)
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    def _session_gone(self) -> str | None:
+        if self._session.closed:
+            return "the session was closed"
+        if self._session.health().token_revoked:
+            return "the refresh token was revoked"
+        return None
 
     async def _connect_once(self) -> None:
         streamer: AlertStreamer = self._session.alert_streamer()

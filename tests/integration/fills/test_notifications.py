@@ -16,6 +16,7 @@ from broker.events import (
 from broker.fills import ChaseParams, ChaseResult, ChaseStatus
 from broker.fills.broker_ops import OrderOps
 from broker.notify import NotificationHub
+from broker.session import BrokerError, ErrorCategory
 from tests.integration.fills.support import CHANNEL, GUILD, D, Rig, rig, settle
 
 PLAIN = ChaseParams(interval_s=5.0, ticks=1, max_steps=0)
@@ -197,3 +198,49 @@ async def test_day_order_expiring_at_the_close_is_reported_once(tmp_path: Path) 
         assert row is not None and row.status == "cancelled"
         stored = await r.engine.store.get(placed.chase_id)
         assert stored is not None and stored.status is ChaseStatus.EXPIRED
+
+
+async def test_streamer_and_poller_stop_once_the_grant_is_revoked(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        hub = NotificationHub(
+            r.tracker, r.bus, poll_interval_s=0.05, heartbeat_s=None, reconnect_base_s=0.01
+        )
+        watch = await hub.watch(r.session, "paper", r.account, r.context())
+        assert watch.streamer is not None
+        await asyncio.wait_for(watch.streamer.connected.wait(), 5)
+        await place_plain(r, "revoked-1")  # keeps the poller polling
+
+        r.exchange.revoke_refresh_token("paper-refresh")
+        try:
+            await r.session.refresh()
+        except BrokerError as exc:
+            assert exc.category is ErrorCategory.TOKEN_REVOKED
+        else:
+            raise AssertionError("a revoked grant refreshed")
+        grants = r.exchange.oauth_grants
+        await r.exchange.close_streamers()
+        await eventually(lambda: all(t.done() for t in watch.tasks), "both loops to stop")
+        await asyncio.sleep(0.1)
+        assert watch.streamer.stop_reason == "the refresh token was revoked"
+        assert watch.streamer.connections == 1  # never reconnected
+        assert r.exchange.oauth_grants == grants  # and never retried OAuth
+        await hub.close()
+        # Between failed connections the wait doubles from the base up to the cap.
+        assert watch.streamer.backoff(0) == 0.01
+        for failures, ceiling in ((1, 0.01), (2, 0.02), (5, 0.16), (13, 30.0), (500, 30.0)):
+            for _ in range(20):
+                assert ceiling / 2 <= watch.streamer.backoff(failures) <= ceiling
+
+
+async def test_streamer_stops_when_its_session_is_closed(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        hub = NotificationHub(r.tracker, r.bus, poll_interval_s=0.05, reconnect_base_s=0.01)
+        watch = await hub.watch(r.session, "paper", r.account, r.context())
+        assert watch.streamer is not None
+        await asyncio.wait_for(watch.streamer.connected.wait(), 5)
+        await r.session.aclose()  # e.g. the credentials were re-linked: a new watch takes over
+        await r.exchange.close_streamers()
+        await eventually(lambda: watch.tasks[0].done(), "the streamer to stop")
+        assert watch.streamer.stop_reason == "the session was closed"
+        assert watch.streamer.connections == 1
+        await hub.close()
