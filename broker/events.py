@@ -4,8 +4,10 @@ The broker layer (fill-retry engine, fill notifications) only *emits* these froz
 the Discord layer subscribes and renders them. Nothing here imports discord.
 
 Delivery rules:
-* ``publish`` never blocks and never raises: each subscriber has its own queue and worker task,
-  so a slow subscriber only delays itself, and an exception in a handler is logged and dropped.
+* ``publish`` never blocks and never raises: each subscriber has its own bounded queue and
+  worker task, so a slow subscriber only delays itself, and an exception in a handler is
+  logged and dropped. A full queue drops (and logs) the event cheapest to lose; see
+  :class:`EventBus`.
 * Exactly-once is decided *before* publishing (the persisted dedupe key on fill and terminal
   events); ``publish(..., on_delivered=...)`` reports when every subscriber has handled the
   event so the producer can mark it delivered.
@@ -19,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import typing
+from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeAlias
@@ -255,34 +258,144 @@ class _DeliveryTracker:
                 await result
 
 
+#: Default number of events a subscriber may have waiting before the overflow policy applies.
+DEFAULT_MAX_QUEUE = 1000
+
+# What losing an event from memory costs (lowest is dropped first on overflow):
+# 0: account snapshots, superseded by the next one;
+# 1: fill and terminal events, persisted before publishing and re-sent by the tracker's
+#    ``redeliver_pending`` (their delivery is never acknowledged when dropped);
+# 2: everything else (progress messages), lost for good.
+_SUPERSEDED = 0
+_RECOVERABLE = 1
+_UNRECOVERABLE = 2
+
+
+def _loss_cost(event: BrokerEvent) -> int:
+    if isinstance(event, AccountBalanceChanged | PositionChanged):
+        return _SUPERSEDED
+    if isinstance(event, OrderFilled | OrderTerminal):
+        return _RECOVERABLE
+    return _UNRECOVERABLE
+
+
+class _Inbox:
+    """A subscriber's bounded FIFO (see :class:`EventBus` for the overflow policy)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._items: deque[_Delivery] = deque()
+        self._ready = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._unfinished = 0
+        self._closed = False
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def put(self, delivery: _Delivery) -> _Delivery | None:
+        """Queue ``delivery``; on overflow returns the delivery that was dropped for it."""
+        dropped: _Delivery | None = None
+        if len(self._items) >= self.limit:
+            dropped = self._victim(delivery)
+            if dropped is delivery:
+                return dropped
+            self._items.remove(dropped)
+            self._finish()
+        self._items.append(delivery)
+        self._unfinished += 1
+        self._idle.clear()
+        self._ready.set()
+        return dropped
+
+    def _victim(self, incoming: _Delivery) -> _Delivery:
+        """The cheapest delivery to lose: the oldest queued one of the lowest cost, or the
+        incoming one if it costs less than anything queued."""
+        oldest = min(self._items, key=lambda d: _loss_cost(d.event))  # min keeps the oldest
+        if _loss_cost(incoming.event) < _loss_cost(oldest.event):
+            return incoming
+        return oldest
+
+    async def get(self) -> _Delivery | None:
+        """The next delivery; None once closed and empty."""
+        while not self._items:
+            if self._closed:
+                return None
+            self._ready.clear()
+            await self._ready.wait()
+        return self._items.popleft()
+
+    def task_done(self) -> None:
+        self._finish()
+
+    def _finish(self) -> None:
+        self._unfinished -= 1
+        if self._unfinished <= 0:
+            self._unfinished = 0
+            self._idle.set()
+
+    async def join(self) -> None:
+        """Wait until everything queued so far has been handled (or dropped)."""
+        await self._idle.wait()
+
+    def close(self) -> None:
+        self._closed = True
+        self._ready.set()
+
+
 @dataclass(eq=False, slots=True)
 class Subscription:
-    """A live subscription; ``close()`` stops it after the queued events are handled."""
+    """A live subscription; ``close()`` stops it after the queued events are handled.
+
+    ``dropped`` counts events lost to the overflow policy (each one is logged).
+    """
 
     name: str
     handler: Handler
     kinds: tuple[type, ...] | None
-    queue: asyncio.Queue[_Delivery | None] = field(default_factory=asyncio.Queue)
+    queue: _Inbox
     task: asyncio.Task[None] | None = None
+    dropped: int = 0
     _bus: EventBus | None = None
 
     def wants(self, event: BrokerEvent) -> bool:
         return self.kinds is None or isinstance(event, self.kinds)
 
+    async def join(self) -> None:
+        """Wait until this subscriber has handled everything queued so far."""
+        await self.queue.join()
+
     async def close(self) -> None:
         if self._bus is not None:
             self._bus._subscriptions.discard(self)
-        self.queue.put_nowait(None)
+        self.queue.close()
         if self.task is not None:
             await self.task
 
 
-class EventBus:
-    """Fan-out of broker events to async handlers, isolated per subscriber."""
+DropListener: TypeAlias = Callable[[BrokerEvent, str], None]
 
-    def __init__(self) -> None:
+
+class EventBus:
+    """Fan-out of broker events to async handlers, isolated per subscriber.
+
+    Each subscriber has a bounded queue (``max_queue`` events). When a slow subscriber's queue
+    is full, one event is dropped *for that subscriber only*, cheapest first: an account
+    balance/position snapshot (superseded by the next), else a fill/terminal event (already
+    persisted and never acknowledged when dropped, so the tracker's ``redeliver_pending``
+    sends it again), else the oldest progress event. Every drop is logged (with the event's
+    dedupe key) and counted on ``Subscription.dropped``; listeners added with
+    :meth:`on_drop` are told too. Memory stays bounded and no fill is lost silently.
+    """
+
+    def __init__(self, *, max_queue: int = DEFAULT_MAX_QUEUE) -> None:
+        if max_queue < 1:
+            raise ValueError("max_queue must be at least 1")
+        self._max_queue = max_queue
         self._subscriptions: set[Subscription] = set()
         self._background: set[asyncio.Task[None]] = set()
+        self._drop_listeners: list[DropListener] = []
 
     def subscribe(
         self,
@@ -296,6 +409,7 @@ class EventBus:
             name=name or str(getattr(handler, "__qualname__", "subscriber")),
             handler=handler,
             kinds=kinds,
+            queue=_Inbox(self._max_queue),
             _bus=self,
         )
         sub.task = asyncio.get_running_loop().create_task(
@@ -304,13 +418,21 @@ class EventBus:
         self._subscriptions.add(sub)
         return sub
 
+    def on_drop(self, listener: DropListener) -> None:
+        """``listener(event, subscriber_name)`` is called for every event dropped on overflow."""
+        self._drop_listeners.append(listener)
+
     def publish(
         self,
         event: BrokerEvent,
         *,
         on_delivered: Callable[[BrokerEvent], Awaitable[None] | None] | None = None,
     ) -> None:
-        """Queue ``event`` for every interested subscriber; never blocks, never raises."""
+        """Queue ``event`` for every interested subscriber; never blocks, never raises.
+
+        ``on_delivered`` runs once every subscriber has handled the event (never, if the
+        event was dropped for one of them).
+        """
         targets = [sub for sub in self._subscriptions if sub.wants(event)]
         tracker = None
         if on_delivered is not None:
@@ -319,7 +441,27 @@ class EventBus:
                 return
             tracker = _DeliveryTracker(len(targets), on_delivered, event)
         for sub in targets:
-            sub.queue.put_nowait(_Delivery(event, tracker))
+            dropped = sub.queue.put(_Delivery(event, tracker))
+            if dropped is not None:
+                self._dropped(sub, dropped.event)
+
+    def _dropped(self, sub: Subscription, event: BrokerEvent) -> None:
+        sub.dropped += 1
+        recoverable = _loss_cost(event) < _UNRECOVERABLE
+        report = log.warning if recoverable else log.error
+        report(
+            "event_dropped_subscriber_overflow",
+            subscriber=sub.name,
+            event_type=type(event).__name__,
+            dedupe_key=getattr(event, "dedupe_key", None),
+            recoverable=recoverable,
+            dropped_total=sub.dropped,
+        )
+        for listener in self._drop_listeners:
+            try:
+                listener(event, sub.name)
+            except Exception:
+                log.exception("event_drop_listener_failed")
 
     async def drain(self) -> None:
         """Wait until every subscriber has handled everything queued so far (tests, shutdown)."""
@@ -348,9 +490,9 @@ class EventBus:
     async def _run(self, sub: Subscription) -> None:
         while True:
             delivery = await sub.queue.get()
+            if delivery is None:
+                return
             try:
-                if delivery is None:
-                    return
                 try:
                     await sub.handler(delivery.event)
                 except Exception:

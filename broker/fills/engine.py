@@ -44,6 +44,7 @@ from broker.events import (
 )
 from broker.fills.broker_ops import OrderOps
 from broker.fills.clock import Clock, RealClock
+from broker.fills.locks import KeyedLocks
 from broker.fills.model import (
     ChaseNotFound,
     ChaseRecord,
@@ -183,7 +184,10 @@ class ChaseEngine:
             observer.unlinked_order_hook = self.adopt_late_order
         self._runs: dict[int, ChaseRun] = {}
         self._sessions: dict[tuple[str, str], BrokerSession] = {}
-        self._locks: dict[int, asyncio.Lock] = {}
+        self._locks = KeyedLocks()
+        #: Fill/terminal events of chases that were still running, settled when they end.
+        self._deferred: dict[int, OrderFilled | OrderTerminal] = {}
+        self._background: set[asyncio.Task[None]] = set()
         self._closed = False
         self._subscription: Subscription | None = None
 
@@ -311,6 +315,7 @@ class ChaseEngine:
         def forget(_task: asyncio.Task[ChaseResult]) -> None:
             if self._runs.get(chase_id) is run:
                 del self._runs[chase_id]
+            self._settle_later(chase_id)
 
         run.task.add_done_callback(forget)
         return run
@@ -389,8 +394,7 @@ class ChaseEngine:
         if run is not None and run.task is not None and not run.task.done():
             run.request_stop(status)
             return await asyncio.shield(run.result)
-        lock = self._locks.setdefault(record.id, asyncio.Lock())
-        async with lock:
+        async with self._locks.hold(("chase", record.id)):
             fresh = await self._services.store.get(record.id) or record
             if fresh.status not in _ORDER_MAY_WORK:
                 return _record_result(fresh, message=f"already {fresh.status.value}")
@@ -419,10 +423,34 @@ class ChaseEngine:
             return
         run = self._runs.get(event.chase_id)
         if run is not None and run.task is not None and not run.task.done():
-            # The running chase concludes on its own; settle only what it leaves open.
-            await asyncio.shield(run.result)
-        lock = self._locks.setdefault(event.chase_id, asyncio.Lock())
-        async with lock:
+            # The running chase concludes on its own; what it leaves open is settled when it
+            # ends (never wait for it here: that would hold up this subscription's queue).
+            previous = self._deferred.get(event.chase_id)
+            if not (isinstance(previous, OrderFilled) and isinstance(event, OrderTerminal)):
+                self._deferred[event.chase_id] = event
+            return
+        await self._settle(event)
+
+    def _settle_later(self, chase_id: int) -> None:
+        event = self._deferred.pop(chase_id, None)
+        if event is None or self._closed:
+            return
+
+        async def settle() -> None:
+            try:
+                await self._settle(event)
+            except Exception:
+                log.exception("chase_settle_failed", chase_id=chase_id)
+
+        task = asyncio.get_running_loop().create_task(settle(), name=f"chase-settle-{chase_id}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _settle(self, event: OrderFilled | OrderTerminal) -> None:
+        """Conclude a chase left open (left working, placed, cancel pending) by its order's
+        fill or end."""
+        assert event.chase_id is not None
+        async with self._locks.hold(("chase", event.chase_id)):
             record = await self._services.store.get(event.chase_id)
             if record is None or record.status not in _SETTLEABLE:
                 return
@@ -457,8 +485,7 @@ class ChaseEngine:
         key = order.external_identifier
         if not key:
             return False
-        lock = self._locks.setdefault(-order.id, asyncio.Lock())
-        async with lock:
+        async with self._locks.hold(("late-order", order.id)):
             record = await self._services.store.by_key(key)
             if (
                 record is None
@@ -540,6 +567,11 @@ class ChaseEngine:
             for task in late:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+        settling = list(self._background)
+        for pending in settling:
+            pending.cancel()
+        await asyncio.gather(*settling, return_exceptions=True)
+        self._deferred.clear()
         if self._subscription is not None:
             await self._subscription.close()
             self._subscription = None

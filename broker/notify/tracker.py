@@ -29,6 +29,7 @@ other orders use the account's default context (the guild's notifications channe
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -61,7 +62,7 @@ if TYPE_CHECKING:
     from broker.fills.store import ChaseStore
     from storage.database import Database
 
-__all__ = ["FillTracker"]
+__all__ = ["FillTracker", "SnapshotCache"]
 
 log = structlog.get_logger(__name__)
 
@@ -72,6 +73,39 @@ def _fill_key(environment: str, order_id: int, filled: Decimal) -> str:
 
 def _terminal_key(environment: str, order_id: int) -> str:
     return f"{environment}:order={order_id}:terminal"
+
+
+class SnapshotCache:
+    """Last seen state per order: every working order, and the newest ``max_finished``
+    finished ones (older finished orders are forgotten; seeing one again costs a database
+    look-up of its dedupe key, never a second notification)."""
+
+    def __init__(self, *, max_finished: int) -> None:
+        if max_finished < 1:
+            raise ValueError("max_finished must be at least 1")
+        self._max_finished = max_finished
+        self._working: dict[tuple[str, int], OrderSnapshot] = {}
+        self._finished: OrderedDict[tuple[str, int], OrderSnapshot] = OrderedDict()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._working or key in self._finished
+
+    def __len__(self) -> int:
+        return len(self._working) + len(self._finished)
+
+    def get(self, key: tuple[str, int]) -> OrderSnapshot | None:
+        return self._working.get(key) or self._finished.get(key)
+
+    def put(self, key: tuple[str, int], snap: OrderSnapshot) -> None:
+        if snap.is_working:
+            self._finished.pop(key, None)
+            self._working[key] = snap
+            return
+        self._working.pop(key, None)
+        self._finished[key] = snap
+        self._finished.move_to_end(key)
+        while len(self._finished) > self._max_finished:
+            self._finished.popitem(last=False)
 
 
 class FillTracker:
@@ -90,6 +124,7 @@ class FillTracker:
         clock: Clock | None = None,
         fees: bool = True,
         explicit_ack: bool = False,
+        max_finished_snapshots: int = 5000,
     ) -> None:
         if store is None:
             from broker.fills.sqlite_store import SqliteChaseStore
@@ -103,7 +138,7 @@ class FillTracker:
         self._explicit_ack = explicit_ack
         #: Keys published in this process and not acknowledged yet (never re-sent meanwhile).
         self._in_flight: set[str] = set()
-        self._snapshots: dict[tuple[str, int], OrderSnapshot] = {}
+        self._snapshots = SnapshotCache(max_finished=max_finished_snapshots)
         self._working: dict[tuple[str, str], set[int]] = {}
         self._contexts: dict[tuple[str, str], NotificationContext] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
@@ -111,6 +146,7 @@ class FillTracker:
         #: Called (session, environment, order) for an order carrying an external identifier
         #: that no chase has linked yet: the engine adopts orders reported lost that
         #: surfaced late (``ChaseEngine.adopt_late_order``).
+        events.on_drop(self._dropped)
         self.unlinked_order_hook: (
             Callable[[BrokerSession, str, PlacedOrder], Awaitable[object]] | None
         ) = None
@@ -171,7 +207,7 @@ class FillTracker:
         account_key: tuple[str, str],
     ) -> None:
         previous = self._snapshots.get((environment, snap.order_id))
-        self._snapshots[(environment, snap.order_id)] = snap
+        self._snapshots.put((environment, snap.order_id), snap)
         self._track_working(account_key, snap)
         unchanged = (
             previous is not None
@@ -236,7 +272,7 @@ class FillTracker:
             if snap is None or not snap.is_terminal:
                 snap = await self._read(session, chase.account_number, order_id) or snap
                 if snap is not None:
-                    self._snapshots[(environment, order_id)] = snap
+                    self._snapshots.put((environment, order_id), snap)
             if snap is None or not snap.filled_quantity or snap.average_price is None:
                 continue
             filled += snap.filled_quantity
@@ -382,6 +418,12 @@ class FillTracker:
             self._events.publish(event)
         else:
             self._events.publish(event, on_delivered=self._mark_delivered)
+
+    def _dropped(self, event: BrokerEvent, subscriber: str) -> None:
+        """A subscriber's queue overflowed: the event may be re-sent by ``redeliver_pending``."""
+        key = getattr(event, "dedupe_key", None)
+        if key:
+            self._in_flight.discard(key)
 
     async def _mark_delivered(self, event: BrokerEvent) -> None:
         key = getattr(event, "dedupe_key", None)

@@ -278,3 +278,54 @@ async def test_halt_is_checked_again_just_before_sending(tmp_path: Path) -> None
         for extra in (engine, racing, failing):
             await extra.shutdown()
         assert live_count(r) == 0
+
+
+async def test_an_event_for_a_running_chase_does_not_hold_up_other_settlements(
+    tmp_path: Path,
+) -> None:
+    async with rig(tmp_path) as r:
+        hub = NotificationHub(r.tracker, r.bus, poll_interval_s=0.05, use_streamer=False)
+        await hub.watch(r.session, "paper", r.account, r.context())
+        qqq = r.equity_order("QQQ", "200.00", "201.00")
+        left_params = ChaseParams(interval_s=5.0, ticks=1, max_steps=1)
+        left = await (await r.engine.submit(r.request(qqq, "other-1", params=left_params))).wait()
+        assert left.status is ChaseStatus.LEFT_WORKING
+
+        r.clock.real_delay = 0.3  # the next chase runs for a while (5 steps)
+        spy = r.equity_order("SPY", "100.00", "101.00")
+        running = await r.engine.submit(r.request(spy, "running-1", params=SLOW))
+        await wait_for(r.recorder, ChaseStepped, count=2)
+        # An end of the running chase's order reaches the engine while it still runs...
+        r.bus.publish(
+            OrderTerminal(
+                context=r.context(),
+                account_number=r.account,
+                at=r.exchange.clock.now(),
+                dedupe_key="paper:order=0:terminal",
+                order_id=0,
+                chase_id=running.chase_id,
+                status="Cancelled",
+                reason=None,
+                legs=spy.legs,
+                underlying_symbol="SPY",
+                filled_quantity=D(0),
+                total_quantity=D(1),
+            )
+        )
+        # ...and the left-working order then fills: it settles without waiting for that chase.
+        r.exchange.market.set_quote("QQQ", "199.00", "200.00")
+        r.exchange.clock.advance(1.0)
+        for _ in range(300):
+            row = await r.db.chases.get(left.chase_id)
+            if row is not None and row.status == "filled":
+                break
+            await asyncio.sleep(0.01)
+        assert row is not None and row.status == "filled"
+        assert running.chase_id in r.engine.running()
+
+        [stopped] = await r.engine.cancel(GUILD, running.chase_id)
+        await hub.close()
+        assert stopped.status is ChaseStatus.CANCELLED
+        await settle(r)
+        final = await r.db.chases.get(running.chase_id)
+        assert final is not None and final.status == "cancelled"

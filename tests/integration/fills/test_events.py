@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
+
 from broker.events import (
+    BrokerEvent,
     ChaseSummary,
     EventBus,
     LegInfo,
@@ -14,6 +18,7 @@ from broker.events import (
     OrderFilled,
     OrderPlaced,
     OrderTerminal,
+    PositionChanged,
     SubmissionNotPlaced,
     event_from_payload,
     event_to_payload,
@@ -184,3 +189,100 @@ def test_target_channel_falls_back_to_the_notifications_channel() -> None:
     assert CONTEXT.target_channel_id == 2
     guild_only = NotificationContext(guild_id=1, environment="paper", notify_channel_id=9)
     assert guild_only.target_channel_id == 9
+
+
+def filled(order_id: int) -> OrderFilled:
+    return OrderFilled(
+        context=CONTEXT,
+        account_number="5WT00001",
+        at=AT,
+        dedupe_key=f"paper:order={order_id}:filled=1",
+        order_id=order_id,
+        chase_id=None,
+        legs=(LegInfo("SPY", "Buy to Open", Decimal(1), "Equity"),),
+        underlying_symbol="SPY",
+        filled_quantity=Decimal(1),
+        fill_quantity=Decimal(1),
+        total_quantity=Decimal(1),
+        average_price=Decimal("-100.05"),
+        effect="Debit",
+        fees=None,
+        complete=True,
+    )
+
+
+def position(quantity: int) -> PositionChanged:
+    return PositionChanged(
+        context=CONTEXT,
+        account_number="5WT00001",
+        at=AT,
+        symbol="SPY",
+        instrument_type="Equity",
+        quantity=Decimal(quantity),
+    )
+
+
+async def test_a_stuck_subscriber_queue_is_bounded_and_drops_the_cheapest_first() -> None:
+    bus = EventBus(max_queue=3)
+    release = asyncio.Event()
+    seen: list[object] = []
+    quick_seen: list[object] = []
+    dropped: list[tuple[object, str]] = []
+    delivered: list[str] = []
+
+    async def stuck(event: object) -> None:
+        await release.wait()
+        seen.append(event)
+
+    async def quick(event: object) -> None:
+        quick_seen.append(event)
+
+    sub = bus.subscribe(stuck, name="stuck")
+    bus.subscribe(quick, name="quick")
+    bus.on_drop(lambda event, name: dropped.append((event, name)))
+    bus.publish(placed(0))  # taken by the stuck handler at once; the queue is then empty
+    await asyncio.sleep(0.01)
+
+    def mark(event: object) -> None:
+        delivered.append(getattr(event, "dedupe_key", ""))
+
+    async def publish(
+        event: BrokerEvent, on_delivered: Callable[[BrokerEvent], None] | None = None
+    ) -> None:
+        bus.publish(event, on_delivered=on_delivered)
+        await asyncio.sleep(0.005)  # the quick subscriber keeps up
+
+    await publish(position(1))
+    await publish(filled(1), mark)
+    await publish(placed(2))  # the stuck queue is full from here on
+    await publish(position(2))  # the older snapshot goes (superseded)
+    await publish(filled(3), mark)  # a snapshot is still the cheapest: position 2 goes
+    await publish(position(3))  # cheaper than anything queued: the new snapshot goes
+    await publish(placed(4))  # no snapshot left: the oldest fill goes (it is persisted)
+    assert sub.queue.qsize() == 3 and sub.dropped == 4
+    assert [(type(e).__name__, n) for e, n in dropped] == [
+        ("PositionChanged", "stuck"),
+        ("PositionChanged", "stuck"),
+        ("PositionChanged", "stuck"),
+        ("OrderFilled", "stuck"),
+    ]
+    assert getattr(dropped[3][0], "dedupe_key", None) == "paper:order=1:filled=1"
+
+    release.set()
+    await bus.drain()
+    kinds = [(type(e).__name__, getattr(e, "order_id", None)) for e in seen]
+    assert kinds == [
+        ("OrderPlaced", 0),
+        ("OrderPlaced", 2),
+        ("OrderFilled", 3),
+        ("OrderPlaced", 4),
+    ]
+    assert len(quick_seen) == 8  # the other subscriber lost nothing
+    # The dropped fill is never reported delivered (it stays pending for redelivery).
+    assert delivered == ["paper:order=3:filled=1"]
+    await bus.close()
+
+
+async def test_a_bus_refuses_a_queue_without_room() -> None:
+    with pytest.raises(ValueError, match="max_queue"):
+        EventBus(max_queue=0)
