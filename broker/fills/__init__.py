@@ -2,7 +2,7 @@
 cancel-replace, never resubmit blindly, persist everything (see ``broker.fills.engine``)."""
 
 from broker.fills.clock import Clock, RealClock, SimulatedClock
-from broker.fills.engine import ChaseEngine, ChaseHandle, SessionLookup
+from broker.fills.engine import ChaseEngine, ChaseHandle, SessionLookup, WorkingOrder
 from broker.fills.model import (
     ChaseNotFound,
     ChaseOrder,
@@ -10,8 +10,10 @@ from broker.fills.model import (
     ChaseRequest,
     ChaseResult,
     ChaseStatus,
+    OrderDrift,
 )
 from broker.fills.policy import ChaseParams, ChaseParamsError, PriceLadder
+from broker.fills.run import HaltCheck
 
 __all__ = [
     "ChaseEngine",
@@ -25,8 +27,11 @@ __all__ = [
     "ChaseResult",
     "ChaseStatus",
     "Clock",
+    "HaltCheck",
+    "OrderDrift",
     "PriceLadder",
     "RealClock",
     "SessionLookup",
     "SimulatedClock",
+    "WorkingOrder",
 ]
