@@ -87,6 +87,9 @@ class Config:
     chase_ticks: int
     chase_max_steps: int
     timeouts: Timeouts
+    # Guilds allowed to trade live on the bot's configured live credentials (TT_LIVE_*);
+    # every other guild must link its own live credentials first.
+    live_config_guild_ids: frozenset[int] = frozenset()
 
     @property
     def offline(self) -> bool:
@@ -250,6 +253,12 @@ class _Reader:
         )
         sandbox = self.login(Environment.SANDBOX, "TT_SANDBOX")
         live = self.login(Environment.LIVE, "TT_LIVE")
+        live_guilds = self.parse(
+            "TT_LIVE_CONFIG_GUILD_IDS",
+            frozenset[int](),
+            _snowflakes,
+            "use comma-separated numeric Discord server ids, e.g. 123456789012345678",
+        )
         encryption_keys = self._encryption_keys()
         db_path = Path(self.raw("TT_BOT_DB_PATH") or "./tt-bot.db").expanduser()
         log_format: LogFormat = self.parse(
@@ -284,6 +293,7 @@ class _Reader:
             chase_ticks=chase_ticks,
             chase_max_steps=chase_max_steps,
             timeouts=timeouts,
+            live_config_guild_ids=live_guilds,
         )
 
     def _encryption_keys(self) -> Secret | None:

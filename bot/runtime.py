@@ -190,6 +190,7 @@ async def open_runtime(
             paper=paper.endpoints,
             logins=_logins(config),
             endpoints=options.endpoints,
+            live_config_guild_ids=config.live_config_guild_ids,
         )
         orders = OrderDesk(
             db, guilds, brokers, engine, now=now, confirm_ttl_seconds=options.confirm_ttl_seconds

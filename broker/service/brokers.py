@@ -1,8 +1,11 @@
 """Which broker session and account a guild trades through, in which environment.
 
 - `paper`: the in-process paper exchange, with built-in credentials;
-- `sandbox` / `live`: credentials linked for the guild (stored encrypted), else the bot's
-  configured ones. Sandbox and live never share sessions, caches or database rows.
+- `sandbox`: credentials linked for the guild (stored encrypted), else the bot's configured ones;
+- `live`: credentials linked for the guild; the bot's configured live credentials only for guilds
+  in the explicit allow-list (`TT_LIVE_CONFIG_GUILD_IDS`). Linked credentials that can't be read
+  (no encryption key, refused by Tastytrade) are an error, never a fall-back to other ones.
+Sandbox and live never share sessions, caches or database rows.
 
 Sessions come from the shared `SessionManager`; SDK `Account` objects are cached so an
 order costs no extra round trip to look its account up.
@@ -72,6 +75,7 @@ class BrokerDirectory:
         paper: Callable[[], Awaitable[PaperEndpoints]],
         logins: Mapping[Environment, tuple[Secret, Secret]],
         endpoints: Mapping[Environment, PaperEndpoints] | None = None,
+        live_config_guild_ids: frozenset[int] = frozenset(),
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
@@ -79,6 +83,7 @@ class BrokerDirectory:
         self._guilds = guilds
         self._paper = paper
         self._logins = dict(logins)
+        self._live_config_guilds = live_config_guild_ids
         # Tests point sandbox/live at local exchanges; production leaves this empty.
         self._endpoints = dict(endpoints or {})
         self._monotonic = monotonic
@@ -115,7 +120,13 @@ class BrokerDirectory:
         try:
             stored = await self._db.credentials.load(guild_id, environment.value)
         except EncryptionKeyMissingError:
-            stored = None  # nothing linked can be read without a key; fall back to config
+            # Credentials are linked but unreadable: using others instead would silently
+            # trade another account.
+            raise ServiceError(
+                f"The {environment.value} credentials linked for this server can't be read: the "
+                "bot has no encryption key. The bot owner must set TT_BOT_ENCRYPTION_KEYS, or an "
+                f"admin can remove them with `!tt unlink {environment.value}`."
+            ) from None
         except StorageError as exc:
             raise ServiceError(
                 f"The {environment.value} credentials can't be read: {exc}"
@@ -137,6 +148,16 @@ class BrokerDirectory:
                 CredentialSource.GUILD,
             )
         login = self._logins.get(environment)
+        if (
+            login is not None
+            and environment is Environment.LIVE
+            and guild_id not in self._live_config_guilds
+        ):
+            raise CredentialsMissing(
+                "No live credentials linked for this server: an admin must link them with "
+                "`!tt link live` (the bot's own live account is only for servers the owner "
+                "allowed in TT_LIVE_CONFIG_GUILD_IDS)."
+            )
         if login is None:
             raise CredentialsMissing(
                 f"No {environment.value} Tastytrade credentials: an admin can link them with "

@@ -217,12 +217,20 @@ class TradingService:
         """Raise unless the guild could trade in `target` right now."""
         if target is Environment.PAPER:
             return
-        if not await self.brokers.has_credentials(guild_id, target):
+        try:
+            await self.brokers.credentials(guild_id, target)
+        except CredentialsMissing:
             how = f"`!tt link {target.value}`"
-            raise CredentialsMissing(
-                f"No {target.value} credentials for this server: an admin must link them "
-                f"first with {how}."
+            why = (
+                " (the bot's own live credentials are only for servers its owner listed in "
+                "TT_LIVE_CONFIG_GUILD_IDS)"
+                if target is Environment.LIVE
+                else ""
             )
+            raise CredentialsMissing(
+                f"No {target.value} credentials linked for this server: an admin must link them "
+                f"first with {how}{why}."
+            ) from None
 
     async def set_environment(self, guild_id: int, target: Environment) -> GuildView:
         await self.check_environment(guild_id, target)
@@ -273,10 +281,10 @@ class TradingService:
             raise ServiceError(f"This server has no linked {environment.value} credentials.")
         await self._audit(guild_id, "credentials_unlinked", environment=environment.value)
         settings = await self.guilds.get(guild_id)
-        if settings.environment == environment.value and not await self.brokers.has_credentials(
-            guild_id, environment
-        ):
+        if settings.environment == environment.value:
+            # Never carry on silently with other credentials (another account): back to paper.
             await self.guilds.update(guild_id, environment=Environment.PAPER.value)
+            await self._audit(guild_id, "environment_set", environment=Environment.PAPER.value)
             return Environment.PAPER
         return None
 

@@ -22,6 +22,7 @@ FULL = {
     "TT_SANDBOX_REFRESH_TOKEN": "sandbox-refresh-token-value",
     "TT_LIVE_PROVIDER_SECRET": "live-provider-secret-value",
     "TT_LIVE_REFRESH_TOKEN": "live-refresh-token-value",
+    "TT_LIVE_CONFIG_GUILD_IDS": "456789012345678901",
     "TT_BOT_ENCRYPTION_KEYS": f"k2:{KEY},k1:{OLD_KEY}",
     "TT_BOT_DB_PATH": "/tmp/tt-bot-test.db",
     "LOG_FORMAT": "console",
@@ -62,6 +63,7 @@ def test_empty_environment_gives_offline_paper_defaults() -> None:
     config = load_config({})
     assert config.offline and config.discord_token is None
     assert config.discord_owner_ids == frozenset()
+    assert config.live_config_guild_ids == frozenset()  # no guild trades live on config creds
     assert config.discord_dev_guild_id is None
     assert config.sandbox_login is None and config.live_login is None
     assert config.default_environment is Environment.PAPER
@@ -89,6 +91,7 @@ def test_full_configuration_is_parsed_and_secrets_are_wrapped() -> None:
     assert config.sandbox_login is not None and config.live_login is not None
     assert config.sandbox_login.refresh_token.reveal() == "sandbox-refresh-token-value"
     assert config.login_for(Environment.LIVE) is config.live_login
+    assert config.live_config_guild_ids == {456789012345678901}
     assert config.login_for(Environment.PAPER) is None
     creds = config.sandbox_login.credentials()
     assert creds.environment is Environment.SANDBOX and creds.label == "config:sandbox"
@@ -144,6 +147,7 @@ def test_half_configured_credential_pairs_are_errors(present: str, missing: str)
     [
         ("DISCORD_OWNER_IDS", "12345678901234567,abc", "numeric Discord user ids"),
         ("DISCORD_DEV_GUILD_ID", "my-server", "numeric id of your test server"),
+        ("TT_LIVE_CONFIG_GUILD_IDS", "my-server", "numeric Discord server ids"),
         ("LOG_FORMAT", "xml", "'json'"),
         ("LOG_LEVEL", "loud", "DEBUG, INFO"),
         ("TT_BOT_DEFAULT_ENVIRONMENT", "prod", "'paper' or 'sandbox'"),

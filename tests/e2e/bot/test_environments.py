@@ -15,10 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from bot.localdiscord import standard_world
 from bot.localstack import LocalStack, StackOptions, local_stack, trading_start_time
 from bot.runtime import RuntimeOptions
 from broker.paper import PaperConfig, PaperExchange
+from broker.secrets import Secret
 from broker.service.brokers import PaperEndpoints
+from broker.service.errors import ServiceError
 from broker.service.models import Environment
 from tests.e2e.bot.conftest import NO_LUCK
 from tests.e2e.bot.helpers import click, offline_config, only, run
@@ -43,7 +46,11 @@ async def _exchange() -> PaperExchange:
 
 @pytest.fixture
 async def envs(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Envs]:
-    with_live = bool(getattr(request, "param", False))
+    # True: the bot has live credentials and this guild is allowed to use them;
+    # "unlisted": the bot has live credentials but this guild is not in the allow-list.
+    param = getattr(request, "param", False)
+    with_live = bool(param)
+    world = standard_world()
     sandbox = await _exchange()
     live = await _exchange() if with_live else None
     extra = {
@@ -57,9 +64,14 @@ async def envs(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[
             "TT_LIVE_PROVIDER_SECRET": "live-provider-secret",
             "TT_LIVE_REFRESH_TOKEN": "live-refresh-token",
         }
+        if param is True:
+            extra["TT_LIVE_CONFIG_GUILD_IDS"] = str(world.guilds[0].id)
         endpoints[Environment.LIVE] = PaperEndpoints(live.api_url, live.streamer_url)
     options = StackOptions(
-        db_path=tmp_path / "tt.db", fills=NO_LUCK, runtime=RuntimeOptions(endpoints=endpoints)
+        db_path=tmp_path / "tt.db",
+        fills=NO_LUCK,
+        runtime=RuntimeOptions(endpoints=endpoints),
+        world=world,
     )
     try:
         async with local_stack(offline_config(**extra), options) as st:
@@ -189,3 +201,71 @@ async def test_link_refused_without_an_encryption_key(tmp_path: Path) -> None:
         reply = only(await run(st, "admin", "!tt link sandbox"))
         assert "TT_BOT_ENCRYPTION_KEYS" in reply.text
         assert st.discord.dms_to("admin") == []
+
+
+async def _link_in_dms(st: LocalStack, environment: str) -> None:
+    await run(st, "admin", f"!tt link {environment}")
+    await st.discord.say_dm("admin", f"{environment}-provider-secret-of-this-server")
+    await st.settle()
+    await st.discord.say_dm("admin", f"{environment}-refresh-token-of-this-server")
+    await st.settle()
+
+
+@pytest.mark.parametrize("envs", ["unlisted"], indirect=True)
+async def test_live_needs_credentials_linked_for_the_guild(envs: Envs) -> None:
+    st = envs.stack
+    # The bot has live credentials, but this guild is not allowed to trade on them.
+    refused = only(await run(st, "admin", "!tt env live"))
+    assert "No live credentials linked for this server" in refused.text
+    assert not refused.buttons
+    assert (await st.service.guild(st.guild_id)).environment is Environment.PAPER
+
+    await _link_in_dms(st, "live")
+    prompt = only(await run(st, "admin", "!tt env live"))
+    assert prompt.has_button("Confirm")
+    await click(st, "admin", "Confirm")
+    assert (await st.service.guild(st.guild_id)).environment is Environment.LIVE
+    assert "linked for this server" in only(await run(st, "viewer", "!tt status")).text
+
+    # Unlinking the live credentials never falls back to the bot's: back to paper, and said so.
+    unlinked = only(await run(st, "admin", "!tt unlink live"))
+    assert "now trades in 🧪 PAPER" in unlinked.text
+    assert (await st.service.guild(st.guild_id)).environment is Environment.PAPER
+
+
+async def test_unlinking_the_current_sandbox_credentials_moves_to_paper(envs: Envs) -> None:
+    st = envs.stack
+    await _link_in_dms(st, "sandbox")
+    only(await run(st, "admin", "!tt env sandbox"))
+    unlinked = only(await run(st, "admin", "!tt unlink sandbox"))
+    # The bot's own sandbox credentials exist, but switching account silently is refused.
+    assert "now trades in 🧪 PAPER" in unlinked.text
+    assert (await st.service.guild(st.guild_id)).environment is Environment.PAPER
+
+
+async def test_linked_credentials_without_a_key_are_an_error(tmp_path: Path) -> None:
+    db_path = tmp_path / "tt.db"
+    extra = {
+        "TT_SANDBOX_PROVIDER_SECRET": "sandbox-provider-secret",
+        "TT_SANDBOX_REFRESH_TOKEN": "sandbox-refresh-token",
+    }
+    world = standard_world()
+    keyed = offline_config(**extra, TT_BOT_ENCRYPTION_KEYS=ENCRYPTION_KEY)
+    async with local_stack(keyed, StackOptions(db_path=db_path, world=world)) as st:
+        await st.runtime.db.credentials.store(
+            st.guild_id,
+            "sandbox",
+            provider_secret=Secret("linked-secret"),
+            refresh_token=Secret("linked-refresh"),
+        )
+        guild_id = st.guild_id
+    # Restarted without the key: the linked credentials can't be read, and the bot's own
+    # sandbox credentials are not used instead.
+    async with local_stack(
+        offline_config(**extra), StackOptions(db_path=db_path, world=world)
+    ) as st:
+        with pytest.raises(ServiceError, match="no encryption key"):
+            await st.service.brokers.credentials(guild_id, Environment.SANDBOX)
+        reply = only(await run(st, "admin", "!tt env sandbox"))
+        assert "no encryption key" in reply.text
+        assert (await st.service.guild(st.guild_id)).environment is Environment.PAPER
