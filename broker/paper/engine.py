@@ -34,7 +34,7 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Protocol
 
@@ -163,6 +163,7 @@ class Engine:
         self._evaluated = clock.elapsed()
         self._catching_up = False
         self._timers: set[asyncio.TimerHandle] = set()
+        self._margin_models: dict[bool, MarginModel] = {}
 
     # ----------------------------------------------------------------- basics
     def now(self) -> datetime:
@@ -209,7 +210,13 @@ class Engine:
         return order
 
     def margin(self, account: Account) -> MarginModel:
-        return MarginModel(self.market, account.cash_account)
+        # One model per account kind: it keeps option-group requirements for a market tick.
+        model = self._margin_models.get(account.cash_account)
+        if model is None:
+            model = self._margin_models[account.cash_account] = MarginModel(
+                self.market, account.cash_account
+            )
+        return model
 
     def orders_of(self, number: str) -> list[Order]:
         return [self.orders[i] for i in self.account_orders.get(number, [])]
@@ -871,9 +878,11 @@ class Engine:
         summary = summarize(account, self.margin(account))
         return views.balances(account, summary, now, calendar.ny_date(now))
 
-    def position_json(self, account: Account, position: Position) -> JsonDict:
+    def position_json(
+        self, account: Account, position: Position, today: date | None = None
+    ) -> JsonDict:
         mark = self.market.instrument_quote(position.instrument).mid
-        return views.position(account, position, mark, self.now())
+        return views.position(account, position, mark, self.now(), today)
 
 
 # ------------------------------------------------------------------ helpers

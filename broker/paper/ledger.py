@@ -18,10 +18,12 @@ equity buying power = 2x that in a margin account):
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Final
 
 from broker.paper.calendar import ny_date
 from broker.paper.market import Market
@@ -118,6 +120,10 @@ class Position:
     updated_at: datetime
     realized_day_gain: Decimal = ZERO
     realized_date: date | None = None
+    # The last `CurrentPosition` payload rendered and its inputs (see `views.position`).
+    rendered: tuple[tuple[object, ...], dict[str, Any]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @property
     def symbol(self) -> str:
@@ -196,9 +202,18 @@ class Holding:
 
 
 class MarginModel:
+    """Maintenance requirements at the market's current quotes.
+
+    An option group's requirement is kept until the market's `revision` changes (a new
+    tick or a pinned quote) and recomputed only for groups whose holdings changed, so
+    balances and what-ifs asked many times within a tick cost one computation each.
+    """
+
     def __init__(self, market: Market, cash_account: bool) -> None:
         self.market = market
         self.cash_account = cash_account
+        self._revision = market.revision
+        self._groups: dict[tuple[tuple[str, Decimal], ...], Decimal] = {}
 
     def mark(self, instrument: Instrument) -> Decimal:
         return self.market.instrument_quote(instrument).mid
@@ -225,8 +240,20 @@ class MarginModel:
             else:
                 groups.setdefault(underlying_of(instrument), []).append(holding)
         for group in groups.values():
-            total += self._option_group_requirement(group)
+            total += self._group_requirement(group)
         return money(total)
+
+    def _group_requirement(self, group: list[Holding]) -> Decimal:
+        if self.market.revision != self._revision:
+            self._groups.clear()
+            self._revision = self.market.revision
+        key = tuple((holding.instrument.symbol, holding.quantity) for holding in group)
+        requirement = self._groups.get(key)
+        if requirement is None:
+            if len(self._groups) >= _MAX_CACHED_GROUPS:
+                self._groups.clear()
+            requirement = self._groups[key] = self._option_group_requirement(group)
+        return requirement
 
     def _option_group_requirement(self, group: list[Holding]) -> Decimal:
         futures_options = isinstance(group[0].instrument, FutureOptionContract)
@@ -235,42 +262,80 @@ class MarginModel:
         if self.cash_account:
             moves.add(Decimal(-1))
             moves.add(Decimal(1))
-        underlying_prices: dict[str, Decimal] = {}
+        payoffs: dict[str, ExpiryPayoff] = {}
         for holding in group:
             option = holding.instrument
             assert isinstance(option, OptionContract | FutureOptionContract)
             key = (
                 option.underlying
                 if isinstance(option, OptionContract)
-                else (option.underlying.symbol)
+                else option.underlying.symbol
             )
-            if key not in underlying_prices:
-                underlying_prices[key] = self.market.underlying_mid(key)
-            price = underlying_prices[key]
+            payoff = payoffs.get(key)
+            if payoff is None:
+                payoff = payoffs[key] = ExpiryPayoff(self.market.underlying_mid(key))
+            payoff.add(
+                option.option_type == "C", option.strike, holding.quantity * multiplier_of(option)
+            )
+            price = payoff.underlying_price
             if price > 0:
                 move = option.strike / price - 1
                 if -band <= move <= band or self.cash_account:
                     moves.add(move)
         worst = ZERO
         for move in moves:
-            payoff = ZERO
-            for holding in group:
-                option = holding.instrument
-                assert isinstance(option, OptionContract | FutureOptionContract)
-                key = (
-                    option.underlying
-                    if isinstance(option, OptionContract)
-                    else (option.underlying.symbol)
-                )
-                underlying = underlying_prices[key] * (1 + move)
-                if option.option_type == "C":
-                    intrinsic = max(underlying - option.strike, ZERO)
-                else:
-                    intrinsic = max(option.strike - underlying, ZERO)
-                payoff += holding.quantity * intrinsic * multiplier_of(option)
-            worst = min(worst, payoff)
+            total = ZERO
+            for payoff in payoffs.values():
+                total += payoff.at(payoff.underlying_price * (1 + move))
+            worst = min(worst, total)
         market_value = sum((self.value(h) for h in group), ZERO)
         return max(ZERO, -worst + market_value)
+
+
+_MAX_CACHED_GROUPS: Final = 512
+
+
+class ExpiryPayoff:
+    """The expiry value of options on one underlying as a function of its price `u`:
+    ``sum(w * max(u - K, 0))`` over calls plus ``sum(w * max(K - u, 0))`` over puts
+    (``w`` = signed quantity x multiplier). Prefix sums over the sorted strikes make each
+    evaluation O(log n), so scanning every strike of a large book stays fast."""
+
+    def __init__(self, underlying_price: Decimal) -> None:
+        self.underlying_price = underlying_price
+        self._legs: tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]] = ([], [])
+        self._sums: tuple[_StrikeSums, _StrikeSums] | None = None
+
+    def add(self, call: bool, strike: Decimal, weight: Decimal) -> None:
+        self._legs[0 if call else 1].append((strike, weight))
+        self._sums = None
+
+    def at(self, u: Decimal) -> Decimal:
+        if self._sums is None:
+            self._sums = (_StrikeSums(self._legs[0]), _StrikeSums(self._legs[1]))
+        calls, puts = self._sums
+        # Calls struck below u are worth u - K; puts struck above u are worth K - u.
+        below = bisect_left(calls.strikes, u)
+        value = u * calls.weights[below] - calls.weighted_strikes[below]
+        above = bisect_right(puts.strikes, u)
+        value += (puts.weighted_strikes[-1] - puts.weighted_strikes[above]) - u * (
+            puts.weights[-1] - puts.weights[above]
+        )
+        return value
+
+
+class _StrikeSums:
+    """Strikes in ascending order with running totals of w and w * K (index i: the
+    first i strikes)."""
+
+    def __init__(self, legs: list[tuple[Decimal, Decimal]]) -> None:
+        legs = sorted(legs, key=lambda leg: leg[0])
+        self.strikes = [strike for strike, _ in legs]
+        self.weights = [ZERO]
+        self.weighted_strikes = [ZERO]
+        for strike, weight in legs:
+            self.weights.append(self.weights[-1] + weight)
+            self.weighted_strikes.append(self.weighted_strikes[-1] + weight * strike)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,11 @@ Brownian bridge seeded by (seed, driver, minute). Prices therefore do not depend
 how the clock was stepped or on which symbols were queried, and long clock jumps
 cost one draw per simulated minute.
 
+The market moves in ticks of `grid_seconds`: every quote is priced at the start of the
+current tick (options and futures included), so quotes are computed once per tick and
+`revision` (bumped when a tick passes or a quote is pinned or unpinned) tells callers
+when values derived from quotes (marks, margin) must be recomputed.
+
 Bid/ask of underlyings: a spread of `spread_fraction` of the price, at least one tick.
 Options: Black-Scholes (Black-76 for future options) on the underlying's current mid
 with a flat volatility plus a mild smile, spread `option_spread_fraction` of the
@@ -150,8 +155,9 @@ class Market:
         self._clock = clock
         self._elapsed = clock.elapsed()
         self._pinned: dict[str, Quote] = {}
-        # Model quotes at the current market time (cleared whenever time or pins move).
+        # Model quotes of the current tick (cleared whenever the tick or a pin changes).
         self._cache: dict[str, Quote] = {}
+        self.revision = 0
         self._drivers: dict[str, _Driver] = {}
         self._spots: dict[str, float] = {}
         for spec in universe.equities.values():
@@ -175,8 +181,14 @@ class Market:
     def advance_to(self, elapsed: float) -> None:
         """Move the market's time forward (never backwards)."""
         if elapsed > self._elapsed:
+            tick = self._step_index()
             self._elapsed = elapsed
-            self._cache.clear()
+            if self._step_index() != tick:
+                self._invalidate()
+
+    def _invalidate(self) -> None:
+        self._cache.clear()
+        self.revision += 1
 
     def _sync_to_clock(self) -> None:
         self.advance_to(self._clock.elapsed())
@@ -187,6 +199,12 @@ class Market:
 
     def _step_index(self) -> int:
         return int(self._elapsed // self.config.grid_seconds)
+
+    @property
+    def _priced_at(self) -> datetime:
+        """The start of the current tick: the moment every model quote is priced at."""
+        seconds = self._step_index() * self.config.grid_seconds
+        return self._clock.start + timedelta(seconds=seconds)
 
     def _driver_price(self, key: str) -> float:
         return self._drivers[key].price(self._step_index())
@@ -201,7 +219,7 @@ class Market:
             raise ValueError("a quote needs 0 <= bid <= ask")
         quote = Quote(symbol, bid_d, ask_d, pinned=True)
         self._pinned[symbol] = quote
-        self._cache.clear()
+        self._invalidate()
         return quote
 
     def clear_quote(self, symbol: str | None = None) -> None:
@@ -210,7 +228,7 @@ class Market:
             self._pinned.clear()
         else:
             self._pinned.pop(symbol, None)
-        self._cache.clear()
+        self._invalidate()
 
     def quote(self, symbol: str) -> Quote:
         """Current bid/ask of `symbol` (catches the exchange up to its clock first)."""
@@ -281,13 +299,14 @@ class Market:
 
     def _future_model_price(self, future: FutureContract) -> float:
         front = self._driver_price(future.product.driver)
-        years = max((future.expires_at - self.now).total_seconds(), 0.0) / SECONDS_PER_YEAR
+        years = max((future.expires_at - self._priced_at).total_seconds(), 0.0)
+        years /= SECONDS_PER_YEAR
         return front * (1.0 + future.product.carry * years)
 
     def _option_theo(
         self, option: OptionContract | FutureOptionContract
     ) -> tuple[float, Decimal, TickSchedule]:
-        years = max((option.expiration.expires_at - self.now).total_seconds(), 0.0)
+        years = max((option.expiration.expires_at - self._priced_at).total_seconds(), 0.0)
         years /= SECONDS_PER_YEAR
         rate = self.config.risk_free_rate
         strike = float(option.strike)

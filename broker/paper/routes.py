@@ -6,7 +6,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
@@ -15,7 +15,7 @@ from aiohttp import web
 from broker.paper import calendar, payloads, views
 from broker.paper.engine import NotFoundError
 from broker.paper.faults import error_body
-from broker.paper.ledger import ZERO, Account, Transaction
+from broker.paper.ledger import ZERO, Account, Transaction, underlying_of
 from broker.paper.orders import Order
 from broker.paper.payloads import JsonDict
 from broker.paper.queries import (
@@ -196,21 +196,21 @@ class Routes:
         include_closed = q.boolean("include-closed-positions") or False
         product_code = q.get("underlying-product-code")
         items = []
+        engine = self.ex.engine
+        today = self._today()
         for position in account.positions.values():
-            payload = self.ex.engine.position_json(account, position)
             if position.quantity == 0 and not include_closed:
-                continue
-            if underlyings and payload["underlying-symbol"] not in underlyings:
                 continue
             if symbol and position.symbol != symbol:
                 continue
             if instrument_type and position.instrument.kind.value != instrument_type:
                 continue
-            if product_code and not str(payload["underlying-symbol"]).lstrip("/").startswith(
-                product_code.lstrip("/")
-            ):
+            underlying = underlying_of(position.instrument)
+            if underlyings and underlying not in underlyings:
                 continue
-            items.append(payload)
+            if product_code and not underlying.lstrip("/").startswith(product_code.lstrip("/")):
+                continue
+            items.append(engine.position_json(account, position, today))
         return ok({"items": items}, context=f"/accounts/{account.number}/positions")
 
     # -------------------------------------------------------- transactions
@@ -273,10 +273,13 @@ class Routes:
     async def live_orders(self, call: Call) -> Reply:
         self._account_of(call)
         today = self._today()
+        # Today's New York day as UTC bounds: one comparison per order, no time zone work.
+        day_start = calendar.ny_time(today, 0)
+        day_end = calendar.ny_time(today + timedelta(days=1), 0)
         items = []
         for order in reversed(self.ex.engine.orders_of(call.account)):
             updated = order.updated_at or order.received_at
-            if calendar.ny_date(updated) == today or order.is_working:
+            if day_start <= updated < day_end or order.is_working:
                 items.append(order.to_json())
         return ok({"items": items})
 

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 
 from broker.paper.calendar import ny_date
-from broker.paper.ledger import ZERO, Account, BalanceSummary, Position, Transaction
+from broker.paper.ledger import (
+    ZERO,
+    Account,
+    BalanceSummary,
+    Position,
+    Transaction,
+    underlying_of,
+)
 from broker.paper.payloads import JsonDict, iso, number, signed
 from broker.paper.universe import (
-    EquitySpec,
     FutureContract,
     FutureOptionContract,
+    Instrument,
     OptionContract,
 )
 
@@ -163,21 +171,36 @@ def balances(account: Account, summary: BalanceSummary, now: datetime, today: da
     return payload
 
 
-def position(account: Account, pos: Position, mark: object, now: datetime) -> JsonDict:
+def position(
+    account: Account, pos: Position, mark: Decimal, now: datetime, today: date | None = None
+) -> JsonDict:
+    """A `CurrentPosition` payload. Values are rendered to JSON text here (as `dumps`
+    would render them), so a reply of 1,000 positions encodes without a callback per
+    value; pass `today` (New York date of `now`) when rendering many. The payload is
+    kept on the position and reused while its inputs stay the same."""
+    day = today if today is not None else ny_date(now)
+    inputs = (
+        account.number,
+        pos.instrument,
+        pos.quantity,
+        pos.average_open_price,
+        pos.realized_day_gain,
+        pos.realized_date,
+        pos.created_at,
+        pos.updated_at,
+        mark,
+        day,
+    )
+    if pos.rendered is not None and pos.rendered[0] == inputs:
+        return dict(pos.rendered[1])
+    payload = _position(account, pos, mark, day)
+    pos.rendered = (inputs, payload)
+    return dict(payload)
+
+
+def _position(account: Account, pos: Position, mark: Decimal, day: date) -> JsonDict:
     instrument = pos.instrument
-    if isinstance(instrument, EquitySpec):
-        underlying = instrument.symbol
-        expires_at = None
-    elif isinstance(instrument, OptionContract):
-        underlying = instrument.underlying
-        expires_at = instrument.expiration.expires_at
-    elif isinstance(instrument, FutureContract):
-        underlying = instrument.product.root
-        expires_at = instrument.expires_at
-    else:
-        assert isinstance(instrument, FutureOptionContract)
-        underlying = instrument.underlying.symbol
-        expires_at = instrument.expiration.expires_at
+    expires_at = expires_at_of(instrument)
     quantity = pos.quantity
     if quantity > 0:
         direction, cost_effect = "Long", "Debit"
@@ -185,36 +208,54 @@ def position(account: Account, pos: Position, mark: object, now: datetime) -> Js
         direction, cost_effect = "Short", "Credit"
     else:
         direction, cost_effect = "Zero", "None"
-    today = ny_date(now)
-    realized = pos.realized_day_gain if pos.realized_date == today else ZERO
+    day_text = day.isoformat()
+    realized = pos.realized_day_gain if pos.realized_date == day else ZERO
+    realized_fields = signed("realized-day-gain", realized)
+    mark_text = format(mark, "f")
+    average = format(pos.average_open_price, "f")
     payload: JsonDict = {
         "account-number": account.number,
         "symbol": pos.symbol,
         "instrument-type": instrument.kind.value,
-        "underlying-symbol": underlying,
-        "quantity": number(abs(quantity)),
+        "underlying-symbol": underlying_of(instrument),
+        "quantity": _json_number(abs(quantity)),
         "quantity-direction": direction,
-        "close-price": mark,
-        "average-open-price": pos.average_open_price,
-        "average-yearly-market-close-price": pos.average_open_price,
-        "average-daily-market-close-price": pos.average_open_price,
-        "mark": mark,
-        "mark-price": mark,
-        "multiplier": number(pos.multiplier),
+        "close-price": mark_text,
+        "average-open-price": average,
+        "average-yearly-market-close-price": average,
+        "average-daily-market-close-price": average,
+        "mark": mark_text,
+        "mark-price": mark_text,
+        "multiplier": _json_number(pos.multiplier),
         "cost-effect": cost_effect,
         "is-suppressed": False,
         "is-frozen": False,
         "restricted-quantity": 0,
-        **signed("realized-day-gain", realized),
-        "realized-day-gain-date": today,
-        **signed("realized-today", realized),
-        "realized-today-date": today,
-        "created-at": pos.created_at,
-        "updated-at": pos.updated_at,
+        **realized_fields,
+        "realized-day-gain-date": day_text,
+        "realized-today": realized_fields["realized-day-gain"],
+        "realized-today-effect": realized_fields["realized-day-gain-effect"],
+        "realized-today-date": day_text,
+        "created-at": iso(pos.created_at),
+        "updated-at": iso(pos.updated_at),
     }
     if expires_at is not None:
-        payload["expires-at"] = expires_at
+        payload["expires-at"] = iso(expires_at)
     return payload
+
+
+def expires_at_of(instrument: Instrument) -> datetime | None:
+    if isinstance(instrument, OptionContract | FutureOptionContract):
+        return instrument.expiration.expires_at
+    if isinstance(instrument, FutureContract):
+        return instrument.expires_at
+    return None
+
+
+def _json_number(quantity: Decimal) -> int | str:
+    """`number()` as `dumps` writes it: whole quantities as numbers, others as text."""
+    value = number(quantity)
+    return value if isinstance(value, int) else format(value, "f")
 
 
 def transaction(tx: Transaction) -> JsonDict:
