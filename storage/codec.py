@@ -14,7 +14,7 @@ allocation beyond the result.
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
@@ -24,6 +24,8 @@ ENVIRONMENTS: Final = ("paper", "sandbox", "live")
 TIERS: Final = ("viewer", "trader", "admin")
 PRICE_EFFECTS: Final = ("Debit", "Credit", "None")
 _DIGITS: Final = frozenset("0123456789")
+_NO_OFFSET: Final = timedelta(0)
+_UTC_FORMAT: Final = "%04d-%02d-%02dT%02d:%02d:%02d.%06d+00:00"  # isoformat(), microseconds
 
 
 def environment(value: str) -> str:
@@ -82,6 +84,18 @@ def to_dec_opt(text: str | None) -> Decimal | None:
 
 def ts(value: datetime, field: str) -> str:
     """Encode an aware datetime as fixed-width UTC ISO-8601 text; naive datetimes are refused."""
+    # Hot path (a timestamp or two per synced row): a datetime already at offset zero (the
+    # SDK parses the broker's "+00:00"/"Z" that way) is formatted without conversion.
+    if value.__class__ is datetime and value.utcoffset() == _NO_OFFSET:
+        return _UTC_FORMAT % (
+            value.year,
+            value.month,
+            value.day,
+            value.hour,
+            value.minute,
+            value.second,
+            value.microsecond,
+        )
     if not isinstance(value, datetime):
         raise InvalidValueError(f"{field} must be a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
