@@ -491,6 +491,8 @@ class OrderDesk:
         for order in live:
             if str(order.id) in handled or not _working(order):
                 continue
+            if await self._owned_elsewhere(guild_id, context.environment, order.id):
+                continue  # another server's chase in a shared account: never touch it
             try:
                 await ops.cancel(order.id)
                 cancelled.append(str(order.id))
@@ -498,9 +500,18 @@ class OrderDesk:
                 failed.append((str(order.id), exc.message))
         return CancelOutcome(cancelled=cancelled, failed=failed)
 
+    async def _owned_elsewhere(
+        self, guild_id: int, environment: Environment, order_id: int
+    ) -> bool:
+        """Whether the order belongs to another guild's chase (accounts may be shared)."""
+        record = await self._engine.store.by_order(environment.value, order_id)
+        return record is not None and record.guild_id != guild_id
+
     async def _cancel_plain(self, guild_id: int, order_id: int) -> CancelOutcome:
         """Cancel an order that is not one of our chases (placed elsewhere, or synced)."""
         context = await self._brokers.context(guild_id)
+        if await self._owned_elsewhere(guild_id, context.environment, order_id):
+            raise ServiceError(_OTHER_SERVER.format(order_id=order_id, action="cancelled"))
         ops = OrderOps(context.session, context.account_number)
         try:
             order = await ops.get(order_id)
@@ -523,6 +534,8 @@ class OrderDesk:
             raise ServiceError("Use `!tt replace <order id> <price>`.") from None
         context = await self._brokers.context(guild_id)
         record = await self._engine.store.by_order(context.environment.value, order_id)
+        if record is not None and record.guild_id != guild_id:
+            raise ServiceError(_OTHER_SERVER.format(order_id=order_id, action="replaced"))
         if record is not None and record.id in self._engine.running():
             raise ServiceError(
                 f"Order #{order_id} is being chased right now; `!tt cancel {order_id}` it "
@@ -564,6 +577,9 @@ class OrderDesk:
             details={"old": order_id, "new": placed.id, "price": str(signed)},
         )
         return ReplaceOutcome(str(order_id), str(placed.id), price, effect.value)
+
+
+_OTHER_SERVER = "Order #{order_id} was placed from another server; it can't be {action} from here."
 
 
 def _working(order: PlacedOrder) -> bool:
