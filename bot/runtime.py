@@ -131,6 +131,9 @@ class _FillTracking:
             return "polling"
         return "streaming + polling"
 
+    async def resume(self, engine: ChaseEngine) -> None:
+        await self._hub.resume(engine)
+
 
 def _logins(config: Config) -> dict[Environment, tuple[Secret, Secret]]:
     logins: dict[Environment, tuple[Secret, Secret]] = {}
@@ -161,19 +164,12 @@ async def open_runtime(
         stack.push_async_callback(sessions.close)
         bus = EventBus()
         stack.push_async_callback(bus.close)
-        tracker = FillTracker(db, bus, clock=clock)
+        # Notices are acknowledged by the Discord layer once posted (never lost in its queue).
+        tracker = FillTracker(db, bus, clock=clock, explicit_ack=True)
         hub = NotificationHub(
             tracker, bus, poll_interval_s=options.poll_interval_s, use_streamer=options.use_streamer
         )
         stack.push_async_callback(hub.close)
-        engine = ChaseEngine(
-            db,
-            bus,
-            clock,
-            observer=tracker,
-            reconcile_delay_s=options.reconcile_delay_s,
-            cancel_settle_delay_s=options.cancel_settle_delay_s,
-        )
         guilds = GuildSettingsStore(
             db,
             config.default_environment,
@@ -182,6 +178,19 @@ async def open_runtime(
                 "chase_ticks": config.chase_ticks,
                 "chase_max_steps": config.chase_max_steps,
             },
+        )
+
+        async def is_halted(guild_id: int) -> bool:
+            return (await guilds.get(guild_id)).halted
+
+        engine = ChaseEngine(
+            db,
+            bus,
+            clock,
+            observer=tracker,
+            reconcile_delay_s=options.reconcile_delay_s,
+            cancel_settle_delay_s=options.cancel_settle_delay_s,
+            is_halted=is_halted,
         )
         brokers = BrokerDirectory(
             db,
@@ -213,6 +222,7 @@ async def open_runtime(
             now=now,
             encryption_configured=keyring.configured,
             watch_timeout=options.watch_timeout_s,
+            notices=tracker,
         )
         await service.start()
         stack.push_async_callback(service.close)

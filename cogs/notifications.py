@@ -2,7 +2,9 @@
 
 The service hands us `FillNotice`s; we queue them and a single worker posts them, so a slow
 or failing Discord request never blocks the broker or other notices. HTTP errors are
-retried a few times with backoff, then logged and dropped.
+retried a few times with backoff, then logged. A notice is acknowledged to the service only
+once posted (or when it can never be posted: no channel, no permission); the others are
+re-sent at the next start (`service.redeliver_notices()`, asked once we are subscribed).
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ class Notifications(commands.Cog):
     async def cog_load(self) -> None:
         self._worker = asyncio.get_running_loop().create_task(self._run(), name="fill-notifier")
         self._unsubscribe = await self.bot.service.subscribe_fills(self.enqueue)
+        redelivered = await self.bot.service.redeliver_notices()
+        if redelivered:
+            log.info("re-sending %d fill notice(s) not posted before the restart", redelivered)
 
     async def cog_unload(self) -> None:
         unsubscribe = self._unsubscribe
@@ -66,35 +71,39 @@ class Notifications(commands.Cog):
         while True:
             notice = await self.queue.get()
             try:
-                await self._post(notice)
+                if await self._post(notice):
+                    await self.bot.service.acknowledge_notice(notice.dedupe_key)
             except Exception:
                 log.exception("posting a fill notice failed order=%s", notice.order_id)
             finally:
                 self.queue.task_done()
 
-    async def _post(self, notice: FillNotice) -> None:
+    async def _post(self, notice: FillNotice) -> bool:
+        """Post the notice; True when done with it (posted, or it can never be posted)."""
         channel_id = await self._target_channel(notice)
         if channel_id is None:
             log.warning("no channel for fill notice order=%s", notice.order_id)
-            return
+            return True
         channel = self.bot.get_channel(channel_id)
         if not isinstance(channel, discord.abc.Messageable):
             log.warning("fill notice channel %s not found", channel_id)
-            return
+            return True
         mention = f"<@{notice.author_id}>" if notice.author_id else None
         embed = embeds.fill_embed(notice, author_mention=mention)
         for attempt in range(1, SEND_ATTEMPTS + 1):
             try:
                 await channel.send(embed=embed)
-                return
+                return True
             except discord.Forbidden:
                 log.warning("no permission to post fills in channel %s", channel_id)
-                return
+                return True
             except discord.HTTPException:
                 if attempt == SEND_ATTEMPTS:
+                    # Not acknowledged: re-sent at the next start.
                     log.exception("giving up posting a fill notice order=%s", notice.order_id)
-                    return
+                    return False
                 await asyncio.sleep(self.retry_delay * attempt)
+        return False
 
     async def _target_channel(self, notice: FillNotice) -> int | None:
         settings = await self.bot.service.guild(notice.guild_id)

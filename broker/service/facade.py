@@ -17,6 +17,7 @@ from typing import Protocol
 
 import structlog
 
+from broker import calendar
 from broker.events import ChaseStepped, EventBus, OrderFilled, OrderPlaced, Subscription
 from broker.fills.engine import ChaseEngine
 from broker.fills.model import ChaseStatus
@@ -50,7 +51,7 @@ from broker.session import BrokerError
 from broker.sync import SyncTarget
 from storage.database import Database
 
-__all__ = ["AccountSync", "StreamerStatus", "TradingService"]
+__all__ = ["AccountSync", "NoticeLedger", "StreamerStatus", "TradingService"]
 
 log = structlog.get_logger(__name__)
 
@@ -82,6 +83,18 @@ class StreamerStatus(Protocol):
 
     def describe(self, environment: Environment, account_number: str) -> str: ...
 
+    async def resume(self, engine: ChaseEngine) -> None:
+        """After a restart: follow every chase order that may still work."""
+        ...
+
+
+class NoticeLedger(Protocol):
+    """Delivery bookkeeping of fill notices (`broker.notify.FillTracker(explicit_ack=True)`)."""
+
+    async def acknowledge(self, dedupe_key: str) -> bool: ...
+
+    async def redeliver_pending(self) -> int: ...
+
 
 class TradingService:
     def __init__(
@@ -99,6 +112,7 @@ class TradingService:
         now: Callable[[], datetime],
         encryption_configured: bool,
         watch_timeout: float = 900.0,
+        notices: NoticeLedger | None = None,
     ) -> None:
         self.db = db
         self.guilds = guilds
@@ -112,6 +126,7 @@ class TradingService:
         self._now = now
         self._encryption = encryption_configured
         self._watch_timeout = watch_timeout
+        self._notices = notices
         self.progress = ProgressHub()
         self.progress.on_fill(self._fill_seen)
         self.progress.on_placed(self._order_placed)
@@ -124,6 +139,8 @@ class TradingService:
     async def start(self) -> None:
         """Subscribe to broker events and resume chases that were open at shutdown."""
         self._subscription = self.bus.subscribe(self.progress.handle, name="trading-service")
+        # The first 0DTE/NDTE expiry lookup would otherwise load the calendar on the loop.
+        await asyncio.to_thread(calendar.warm_up)
         await self._resume_chases()
 
     async def _resume_chases(self) -> None:
@@ -150,6 +167,24 @@ class TradingService:
         # Orders that may still work need their fills noticed again.
         for guild_id in {record.guild_id for record in open_chases}:
             await self._ensure_tracking(guild_id)
+        if self.streamers is not None:
+            try:
+                await self.streamers.resume(self.engine)
+            except (ServiceError, BrokerError) as exc:
+                log.warning("fill_tracking_resume_failed", error=str(exc))
+
+    # -- fill notice delivery --------------------------------------------------------------
+
+    async def acknowledge_notice(self, dedupe_key: str) -> None:
+        """A fill notice was posted (or can never be): it is not re-sent after a restart."""
+        if self._notices is not None:
+            await self._notices.acknowledge(dedupe_key)
+
+    async def redeliver_notices(self) -> int:
+        """Re-send notices claimed earlier but never acknowledged (call once subscribed)."""
+        if self._notices is None:
+            return 0
+        return await self._notices.redeliver_pending()
 
     async def close(self) -> None:
         """Stop chases (they stay persisted) and background work; the owner closes the rest."""
