@@ -265,9 +265,13 @@ class OrderDesk:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 
     async def _build(self, context: BrokerContext, ticket: OrderTicket) -> BuiltOrder:
+        # A plain buy/sell is opening or closing depending on what is held *now*: a stale
+        # snapshot could turn a closing sell into a naked Sell to Open. Explicit BTO/STO/BTC/STC
+        # need no fresh read (the exchange validates closes strictly).
+        fresh = any(leg.opening is None for leg in ticket.legs)
         try:
             return await self.builder(context.environment).build(
-                context.session, ticket, await self.positions.source(context)
+                context.session, ticket, await self.positions.source(context, fresh=fresh)
             )
         except BuildError as exc:
             raise ServiceError(exc.message) from None

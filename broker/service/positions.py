@@ -2,7 +2,8 @@
 
 Served from the last synced snapshot, cached in memory for a few seconds: no network and
 almost no database work on the order path. After a fill the snapshot is known to be stale
-until the next sync, so until then the broker is asked directly (one extra request).
+until the next sync, so until then the broker is asked directly (one extra request). When the
+answer decides open versus close (a plain buy/sell), the caller asks for a fresh read.
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ class PositionBook:
         self._cache: dict[tuple[str, str], tuple[float, dict[str, Decimal]]] = {}
         self._stale: set[tuple[str, str]] = set()
 
-    async def source(self, context: BrokerContext) -> PositionSource:
+    async def source(self, context: BrokerContext, *, fresh: bool = False) -> PositionSource:
+        """Where to read held quantities; `fresh` = from the broker (one request), always."""
         key = (context.environment.value, context.account_number)
-        if key in self._stale:
+        if fresh or key in self._stale:
             return AccountPositions(context.session, context.account)
         cached = self._cache.get(key)
         if cached is not None and self._monotonic() - cached[0] < self._cache_seconds:
