@@ -365,8 +365,10 @@ class TradingService:
         await self._audit(guild_id, "cancel", target=target, cancelled=list(outcome.cancelled))
         return outcome
 
-    async def replace(self, guild_id: int, order_id: str, price: Decimal) -> ReplaceOutcome:
-        return await self.orders.replace(guild_id, order_id, price)
+    async def replace(
+        self, guild_id: int, order_id: str, price: Decimal, *, key: str | None = None
+    ) -> ReplaceOutcome:
+        return await self.orders.replace(guild_id, order_id, price, key=key)
 
     async def subscribe_fills(
         self, callback: Callable[[FillNotice], Awaitable[None]]

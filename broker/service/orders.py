@@ -29,9 +29,12 @@ from broker.fills.broker_ops import OrderOps
 from broker.fills.engine import ChaseEngine
 from broker.fills.model import ChaseNotFound, ChaseOrder, ChaseRequest, ChaseResult, ChaseStatus
 from broker.fills.policy import ChaseParams, ChaseParamsError
+from broker.fills.reconcile import ReplaceOutcome as ReconciledReplace
+from broker.fills.reconcile import reconcile_replacement
 from broker.guards import GuardViolation, Limits, Violation, check_limits, check_trading_status
 from broker.orders.build import BuiltOrder, OrderBuilder
 from broker.orders.errors import BuildError
+from broker.orders.pricing import signed_price, split_signed_price
 from broker.preview import OrderPreview, preview_order
 from broker.service.brokers import BrokerContext, BrokerDirectory
 from broker.service.errors import (
@@ -531,12 +534,49 @@ class OrderDesk:
             return CancelOutcome(cancelled=(), failed=((str(order_id), exc.message),))
         return CancelOutcome(cancelled=(str(order_id),))
 
-    async def replace(self, guild_id: int, target: str, price: Decimal) -> ReplaceOutcome:
+    async def replace(
+        self, guild_id: int, target: str, price: Decimal, *, key: str | None = None
+    ) -> ReplaceOutcome:
+        """Move a working limit order to `price` (a positive magnitude; the order keeps its
+        debit/credit). Idempotent on `key` (the command's message or interaction id)."""
         try:
             order_id = int(target)
         except ValueError:
             raise ServiceError("Use `!tt replace <order id> <price>`.") from None
+        if (await self._guilds.get(guild_id)).halted:
+            raise GuildHalted()
         context = await self._brokers.context(guild_id)
+        claim_key = None
+        if key is not None:
+            claim_key = f"replace:{key}"
+            claim = await self._db.idempotency.claim(
+                claim_key,
+                guild_id=guild_id,
+                user_id=0,
+                command_text=f"replace {order_id} {price}",
+                environment=context.environment.value,
+                account_number=context.account_number,
+            )
+            if not claim.won:
+                done = claim.record.order_id
+                raise ServiceError(
+                    "This command was already handled"
+                    + (f": order #{order_id} was replaced by #{done}." if done else ".")
+                )
+        try:
+            outcome = await self._replace(guild_id, context, order_id, price)
+        except BaseException:
+            if claim_key is not None:
+                await self._db.idempotency.mark(claim_key, "failed")
+            raise
+        if claim_key is not None:
+            await self._db.idempotency.mark(claim_key, "submitted")
+            await self._db.idempotency.mark(claim_key, "placed", order_id=int(outcome.new_order_id))
+        return outcome
+
+    async def _replace(
+        self, guild_id: int, context: BrokerContext, order_id: int, price: Decimal
+    ) -> ReplaceOutcome:
         record = await self._engine.store.by_order(context.environment.value, order_id)
         if record is not None and record.guild_id != guild_id:
             raise ServiceError(_OTHER_SERVER.format(order_id=order_id, action="replaced"))
@@ -544,6 +584,14 @@ class OrderDesk:
             raise ServiceError(
                 f"Order #{order_id} is being chased right now; `!tt cancel {order_id}` it "
                 "first, or wait for the chase to finish."
+            )
+        if record is not None and not record.order.schedule.is_on_tick(price):
+            # Checked before the exchange sees it, with the two prices the user can use.
+            below, above = record.order.schedule.nearest_valid(price)
+            nearest = " or ".join(f"{p:f}" for p in (below, above) if p > 0)
+            raise ServiceError(
+                f"{price:f} is not a valid price for this order "
+                f"(ticks: {record.order.schedule.describe()}); nearest valid: {nearest}."
             )
         ops = OrderOps(context.session, context.account_number)
         try:
@@ -556,13 +604,32 @@ class OrderDesk:
             )
         if current.price is None:
             raise ServiceError(f"Order #{order_id} has no limit price to replace.")
-        effect = PriceEffect.DEBIT if current.price < 0 else PriceEffect.CREDIT
-        signed = -price if effect is PriceEffect.DEBIT else price
+        _, effect = split_signed_price(current.price)
+        if effect is PriceEffect.NONE:
+            raise ServiceError(
+                f"Order #{order_id} is priced at 0 (neither debit nor credit); replace it in "
+                "the Tastytrade app."
+            )
+        signed = signed_price(price, effect)
         new_order = LimitOrder(time_in_force=current.time_in_force, legs=[], price=signed)
         try:
             placed = await ops.replace(order_id, new_order)
         except BrokerError as exc:
-            raise ServiceError(f"Not replaced: {exc.message}") from None
+            if not exc.outcome_unknown:
+                raise ServiceError(f"Not replaced: {exc.message}") from None
+            # The answer was lost: ask the exchange whether the replacement exists.
+            found = await reconcile_replacement(ops, old_order_id=order_id)
+            if found.outcome is ReconciledReplace.REPLACED and found.order is not None:
+                placed = found.order
+            elif found.outcome is ReconciledReplace.NOT_REPLACED:
+                raise ServiceError(
+                    f"Not replaced: {exc.message} (order #{order_id} is unchanged)."
+                ) from None
+            else:
+                raise ServiceError(
+                    f"The replace of order #{order_id} may or may not have happened "
+                    f"({exc.message}); check `!tt orders` before trying again."
+                ) from None
         if record is not None:
             await self._engine.store.add_link(
                 record.id,

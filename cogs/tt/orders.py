@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import discord
@@ -26,6 +25,8 @@ from bot.views import ConfirmView
 from broker.service import OrderRequest
 from broker.service.errors import ServiceError
 from broker.service.models import OrderProgress, PreviewSummary
+from broker.tickets import TicketError
+from broker.tickets.prices import parse_price
 from cogs.tt.base import Ctx, TTBase
 
 log = logging.getLogger(__name__)
@@ -115,18 +116,21 @@ class OrderCommands(TTBase):
     async def tt_replace(self, ctx: Ctx, order_id: str, price: str) -> None:
         """Move a working limit order to a new price (stops its chase)."""
         try:
-            new_price = Decimal(price.strip().lstrip("$"))
-        except InvalidOperation:
+            # The same plain-decimal rule as prices in the order language.
+            new_price, effect = parse_price(price.strip())
+        except TicketError as exc:
+            raise commands.BadArgument(fmt.sanitize(exc.message, limit=200)) from None
+        if effect is not None:
             raise commands.BadArgument(
-                f"`{fmt.sanitize(price, limit=20)}` is not a price."
-            ) from None
-        if not new_price.is_finite() or new_price <= 0:
-            raise commands.BadArgument(
-                "The price must be a positive number (the side sets debit/credit)."
+                "Give only the price: the order keeps its debit/credit (e.g. `!tt replace "
+                "12345 1.25`)."
             )
         await ctx.defer()
         outcome = await self.service.replace(
-            self.guild_id(ctx), order_id.strip().lstrip("#"), new_price
+            self.guild_id(ctx),
+            order_id.strip().lstrip("#"),
+            new_price,
+            key=self.invocation_key(ctx),
         )
         env = self.settings_of(ctx).environment
         await self.send(
