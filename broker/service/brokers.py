@@ -194,7 +194,7 @@ class BrokerDirectory:
         return await self._sessions.get(credentials), source
 
     async def context(self, guild_id: int, environment: Environment | None = None) -> BrokerContext:
-        """The guild's session and default account (the first account if none was chosen)."""
+        """The guild's session and default account (the only one, if none was chosen)."""
         settings = await self._guilds.get(guild_id)
         env = environment or Environment(settings.environment)
         session, source = await self.session(guild_id, env)
@@ -202,7 +202,7 @@ class BrokerDirectory:
         if not accounts:
             raise ServiceError(f"These {env.value} credentials have no open accounts.")
         chosen = settings.default_account(env.value)
-        account = next((a for a in accounts if a.account_number == chosen), accounts[0])
+        account = _choose(accounts, chosen, env)
         context = BrokerContext(guild_id, env, session, account, source)
         self.active[(env.value, account.account_number)] = context
         return context
@@ -284,3 +284,21 @@ class BrokerDirectory:
         if credentials is not None and source is CredentialSource.GUILD:
             await self._sessions.discard(credentials)
         return bool(removed)
+
+
+def _choose(accounts: list[Account], chosen: str | None, env: Environment) -> Account:
+    """The guild's chosen account; never silently another one (that would trade elsewhere)."""
+    if chosen is not None:
+        for account in accounts:
+            if account.account_number == chosen:
+                return account
+        raise ServiceError(
+            f"The {env.value} account chosen for this server (…{chosen[-4:]}) is no longer "
+            "open with these credentials: an admin must choose one with `!tt accounts`."
+        )
+    if len(accounts) == 1:
+        return accounts[0]
+    raise ServiceError(
+        f"These {env.value} credentials have {len(accounts)} accounts: an admin must choose "
+        "this server's with `!tt accounts <number>` first."
+    )

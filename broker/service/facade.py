@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Protocol
 
 import structlog
+from tastytrade import Account
 
 from broker import calendar
 from broker.events import ChaseStepped, EventBus, OrderFilled, OrderPlaced, Subscription
@@ -465,24 +466,35 @@ class TradingService:
             if not c.session.closed
         ]
 
+    async def _accounts_and_choice(
+        self, guild_id: int
+    ) -> tuple[Environment, list[Account], str | None]:
+        """The open accounts and the guild's current one (None until an admin chooses)."""
+        env = Environment((await self.guilds.get(guild_id)).environment)
+        session, _ = await self.brokers.session(guild_id, env)
+        accounts = await self.brokers.accounts(session)
+        try:
+            current: str | None = (await self.brokers.context(guild_id, env)).account_number
+        except ServiceError:
+            current = None  # several accounts and none (or a closed one) chosen
+        return env, accounts, current
+
     async def accounts(self, guild_id: int) -> Scoped[list[AccountRow]]:
-        context = await self.brokers.context(guild_id)
-        accounts = await self.brokers.accounts(context.session)
+        env, accounts, current = await self._accounts_and_choice(guild_id)
         rows = [
             AccountRow(
                 account_number=a.account_number,
                 nickname=a.nickname or "",
                 account_type=a.account_type_name or "",
                 margin_or_cash=a.margin_or_cash or "",
-                is_default=a.account_number == context.account_number,
+                is_default=a.account_number == current,
             )
             for a in accounts
         ]
-        return Scoped(context.environment, context.account_number, rows)
+        return Scoped(env, current or "none chosen", rows)
 
     async def choose_account(self, guild_id: int, choice: str) -> str:
-        context = await self.brokers.context(guild_id)
-        accounts = await self.brokers.accounts(context.session)
+        env, accounts, _ = await self._accounts_and_choice(guild_id)
         chosen = None
         if choice.isdigit() and 1 <= int(choice) <= len(accounts) and len(choice) <= 2:
             chosen = accounts[int(choice) - 1]
@@ -494,7 +506,7 @@ class TradingService:
             raise ServiceError(
                 f"No single account matches `{choice[:20]}`; use its # from `!tt accounts`."
             )
-        field = f"default_account_{context.environment.value}"
+        field = f"default_account_{env.value}"
         await self.guilds.update(guild_id, **{field: chosen.account_number})
         await self._audit(guild_id, "account_chosen", account=chosen.account_number)
         return chosen.account_number
