@@ -10,6 +10,7 @@ by `broker.service.runtime` and injected.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
@@ -345,7 +346,12 @@ class TradingService:
             text=text,
             key=request.key,
         )
-        return await self.orders.preview(closing)
+        summary = await self.orders.preview(closing)
+        if target.lstrip("#").isdigit():
+            # A number refers to a listing the user saw earlier, which may have changed since:
+            # always show which position it is now and ask before closing it.
+            summary = dataclasses.replace(summary, confirm_required=True)
+        return summary
 
     async def place(self, preview: PreviewSummary) -> PlacementOutcome:
         outcome, chase_id = await self.orders.place(preview)
@@ -569,8 +575,8 @@ class TradingService:
 def _find_position(rows: list[PositionRow], target: str) -> PositionRow:
     if not rows:
         raise ServiceError("There are no open positions to close (run `!tt sync` if unsure).")
-    if target.isdigit():
-        number = int(target)
+    if target.lstrip("#").isdigit():
+        number = int(target.lstrip("#"))
         for row in rows:
             if row.index == number:
                 return row
