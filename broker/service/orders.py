@@ -12,6 +12,7 @@ anything is sent.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -224,7 +225,7 @@ class OrderDesk:
         params = chase_params(settings, ticket)
         context = await self._brokers.context(request.guild_id)
         built = await self._build(context, ticket)
-        violations = check_limits(built, guild_limits(settings))
+        violations = check_limits(at_chase_worst(built, params), guild_limits(settings))
         violations += check_trading_status(built, await self._trading_status(context))
         preview = await self._dry_run(context, built)
         summary = self._summarise(request, settings, context, preview, params, violations)
@@ -407,7 +408,7 @@ class OrderDesk:
         built = pending.preview.built
         if built.fingerprint() != summary.fingerprint:  # defence in depth: never drift
             raise PreviewMismatch("The order changed after the preview; nothing was placed.")
-        violations = check_limits(built, guild_limits(settings))
+        violations = check_limits(at_chase_worst(built, pending.params), guild_limits(settings))
         if violations:
             raise ServiceError(str(GuardViolation(violations)))
         del self._pending[summary.preview_id]
@@ -651,6 +652,17 @@ class OrderDesk:
 
 
 _OTHER_SERVER = "Order #{order_id} was placed from another server; it can't be {action} from here."
+
+
+def at_chase_worst(built: BuiltOrder, params: ChaseParams) -> BuiltOrder:
+    """The order as the limits must see it: a chase may walk the price up to the natural, so
+    when that is the larger amount the limits are checked there, not at the start price."""
+    natural = built.net_natural
+    if params.max_steps <= 0 or natural is None or built.price is None:
+        return built
+    if abs(natural) <= abs(built.price):
+        return built
+    return dataclasses.replace(built, price=natural)
 
 
 def _working(order: PlacedOrder) -> bool:
