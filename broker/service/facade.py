@@ -305,14 +305,35 @@ class TradingService:
         self, guild_id: int, environment: Environment, secret: str, refresh: str, *, linked_by: int
     ) -> int:
         self.check_can_store_credentials()
+        await self._refuse_while_working(guild_id, environment, "linking new")
         count = await self.brokers.link(guild_id, environment, secret, refresh, user_id=linked_by)
         await self._audit(
             guild_id, "credentials_linked", environment=environment.value, by=linked_by
         )
         return count
 
+    async def _refuse_while_working(
+        self, guild_id: int, environment: Environment, action: str
+    ) -> None:
+        """Chases hold the session of these credentials: replacing or removing them would
+        leave their orders without a way to cancel, halt or notice fills."""
+        working = [
+            record
+            for record in await self.engine.store.with_status(
+                frozenset(s for s in ChaseStatus if s.order_may_work), guild_id=guild_id
+            )
+            if record.environment == environment.value
+        ]
+        if working:
+            raise ServiceError(
+                f"{len(working)} {environment.value} order(s) of this server may still be "
+                f"working; cancel them (`!tt cancel all`) or wait for them to finish before "
+                f"{action} {environment.value} credentials."
+            )
+
     async def unlink(self, guild_id: int, environment: Environment) -> Environment | None:
         """Remove linked credentials; returns the new environment if the guild had to move."""
+        await self._refuse_while_working(guild_id, environment, "unlinking the")
         removed = await self.brokers.unlink(guild_id, environment)
         if not removed:
             raise ServiceError(f"This server has no linked {environment.value} credentials.")

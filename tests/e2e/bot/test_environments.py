@@ -269,3 +269,24 @@ async def test_linked_credentials_without_a_key_are_an_error(tmp_path: Path) -> 
         reply = only(await run(st, "admin", "!tt env sandbox"))
         assert "no encryption key" in reply.text
         assert (await st.service.guild(st.guild_id)).environment is Environment.PAPER
+
+
+async def test_unlink_is_refused_while_orders_may_work(envs: Envs) -> None:
+    st = envs.stack
+    await _link_in_dms(st, "sandbox")
+    only(await run(st, "admin", "!tt env sandbox"))
+    envs.sandbox.market.set_quote("SPY", "500.00", "501.00")
+    await run(st, "trader", "!tt buy 1 SPY @ mid")
+    await click(st, "trader", "Confirm")
+    await st.advance(30)  # chase done, order left working on the linked session
+    assert [o.status for o in envs.sandbox.orders()].count("Live") == 1
+
+    refused = only(await run(st, "admin", "!tt unlink sandbox"))
+    assert "may still be working" in refused.text
+    assert await st.runtime.db.credentials.load(st.guild_id, "sandbox") is not None
+
+    # The order can still be cancelled through the linked session; then unlinking works.
+    await run(st, "trader", "!tt cancel all")
+    await st.advance(2)
+    assert "Live" not in [o.status for o in envs.sandbox.orders()]
+    assert "now trades in 🧪 PAPER" in only(await run(st, "admin", "!tt unlink sandbox")).text
