@@ -102,6 +102,8 @@ class Database:
         self._holder: ContextVar[object | None] = ContextVar(f"tt_bot_db_{id(self)}", default=None)
         self._hold: object | None = None
         self._depth = 0
+        # after_commit callbacks of the running transaction, with the depth they joined at.
+        self._on_commit: list[tuple[int, Callable[[], None]]] = []
         self.clock = clock
         self.guilds = GuildsRepository(self)
         self.credentials = CredentialsRepository(self, keyring)
@@ -258,10 +260,27 @@ class Database:
                     yield
                     await _run(conn, "COMMIT")
                 except BaseException:
+                    self._on_commit.clear()
                     await _rollback(conn)
                     raise
+                callbacks, self._on_commit = self._on_commit, []
+                for _, callback in callbacks:
+                    callback()
             finally:
                 self._depth = 0
+                self._on_commit.clear()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (which must not raise) once the running transaction commits.
+
+        It is dropped when the transaction, or the savepoint it was registered in, rolls
+        back, and also when the commit's outcome is unknown (cancelled while COMMIT was in
+        flight): use it to keep in-memory state that must match committed rows only.
+        Must be called inside `transaction()`.
+        """
+        if not self._held_here() or self._depth == 0:
+            raise StorageError("after_commit needs a running transaction")
+        self._on_commit.append((self._depth, callback))
 
     @asynccontextmanager
     async def _savepoint(self) -> AsyncIterator[None]:
@@ -274,6 +293,8 @@ class Database:
                 yield
                 await _run(conn, f"RELEASE {name}")
             except BaseException:
+                depth = self._depth
+                self._on_commit = [entry for entry in self._on_commit if entry[0] < depth]
                 await _rollback_to(conn, name)
                 raise
         finally:

@@ -1,7 +1,11 @@
 """Positions: a full snapshot per account, plus the grouped-by-underlying query.
 
-`replace_for_account` deletes the account's rows and inserts the new snapshot in one
-transaction, so a closed position disappears and readers never see half a snapshot.
+`replace_for_account` makes the new snapshot the account's rows in one transaction, so a
+closed position disappears and readers never see half a snapshot. A snapshot mostly equal
+to the one this handle last committed is applied as a difference (changed rows upserted,
+closed ones deleted, every row's snapshot time moved), which makes a repeated sync of an
+unchanged account cost one UPDATE instead of a rewrite (positions compare by value: a
+mark sent as 1.10 after 1.1 keeps the stored text).
 Quantities are stored as the broker reports them (a magnitude plus Long/Short); prices
 are per unit. Unrealized P&L needs a stored mark:
 ``(mark - average open) * quantity * multiplier``, negated for shorts.
@@ -100,6 +104,24 @@ _INSERT: Final = RowsInsert(
     f"INSERT INTO positions (environment, account_number, {_COLUMNS}, snapshot_at) VALUES",
     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 )
+_UPSERT: Final = RowsInsert(
+    _INSERT.head,
+    _INSERT.row,
+    "ON CONFLICT (environment, account_number, underlying_symbol, symbol) DO UPDATE SET "
+    + ", ".join(
+        f"{column} = excluded.{column}"
+        for column in (*_COLUMNS.split(", "), "snapshot_at")
+        if column not in ("symbol", "underlying_symbol")
+    ),
+)
+_DELETE_ONE: Final = (
+    "DELETE FROM positions WHERE environment = ? AND account_number = ? "
+    "AND underlying_symbol = ? AND symbol = ?"
+)
+# Above this share of changed or closed positions, a whole rewrite is cheaper than a diff.
+_DIFF_SHARE: Final = 0.5
+
+Key = tuple[str, str]  # (underlying symbol, symbol): the table's key within an account
 
 
 def _row(position: Position, env: str, account: str, now: str) -> tuple[object, ...]:
@@ -156,6 +178,9 @@ def _from_row(row: sqlite3.Row, env: str, account: str) -> Position:
 class PositionsRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
+        # The snapshot each account last got through this handle, recorded on commit only
+        # (and dropped while a write is in flight): the base a new snapshot is diffed with.
+        self._committed: dict[tuple[str, str], dict[Key, Position]] = {}
 
     async def replace_for_account(
         self, environment: str, account_number: str, positions: Sequence[Position]
@@ -163,14 +188,56 @@ class PositionsRepository:
         """Make `positions` the account's complete snapshot; return how many are stored."""
         env = codec.environment(environment)
         now = codec.ts(self._db.clock(), "now")
-        rows = [_row(position, env, account_number, now) for position in positions]
+        account = (env, account_number)
+        snapshot = {(p.underlying_symbol, p.symbol): p for p in positions}
         async with self._db.transaction():
-            await self._db.execute(
-                "DELETE FROM positions WHERE environment = ? AND account_number = ?",
-                (env, account_number),
+            # Read under the lock: every write of positions through this handle is serialised.
+            previous = self._committed.pop(account, None)
+            if (
+                previous is None
+                or len(snapshot) != len(positions)  # repeated keys: let the insert refuse them
+                or not await self._apply_difference(env, account_number, now, snapshot, previous)
+            ):
+                await self._rewrite(env, account_number, now, positions)
+            self._db.after_commit(lambda: self._committed.__setitem__(account, snapshot))
+        return len(positions)
+
+    async def _rewrite(
+        self, env: str, account_number: str, now: str, positions: Sequence[Position]
+    ) -> None:
+        rows = [_row(position, env, account_number, now) for position in positions]
+        await self._db.execute(
+            "DELETE FROM positions WHERE environment = ? AND account_number = ?",
+            (env, account_number),
+        )
+        await self._db.insert_rows(_INSERT, rows)
+
+    async def _apply_difference(
+        self,
+        env: str,
+        account_number: str,
+        now: str,
+        snapshot: dict[Key, Position],
+        previous: dict[Key, Position],
+    ) -> bool:
+        """Turn the stored `previous` snapshot into `snapshot`. False when a rewrite is
+        needed instead: too much changed, or the table did not hold `previous` (the row
+        count after the update tells; the caller's rewrite then replaces everything)."""
+        changed = [p for key, p in snapshot.items() if previous.get(key) != p]
+        closed = [key for key in previous if key not in snapshot]
+        if len(changed) + len(closed) > len(snapshot) * _DIFF_SHARE:
+            return False
+        rows = [_row(position, env, account_number, now) for position in changed]
+        if closed:
+            await self._db.execute_many(
+                _DELETE_ONE, [(env, account_number, *key) for key in closed]
             )
-            await self._db.insert_rows(_INSERT, rows)
-        return len(rows)
+        await self._db.insert_rows(_UPSERT, rows)
+        touched = await self._db.execute(
+            "UPDATE positions SET snapshot_at = ? WHERE environment = ? AND account_number = ?",
+            (now, env, account_number),
+        )
+        return touched == len(snapshot)
 
     async def for_account(self, environment: str, account_number: str) -> list[Position]:
         """The stored snapshot, ordered by underlying then symbol."""
