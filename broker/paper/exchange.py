@@ -29,6 +29,7 @@ from broker.paper.routes import Call, HttpError, Routes
 from broker.paper.seeding import SeedSummary, seed_history
 from broker.paper.streamer import StreamerHub
 from broker.paper.universe import Universe, build_universe
+from broker.paper.views import PreEncoded
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +245,9 @@ class PaperExchange:
             return web.Response(status=204)
         return _json(status, body)
 
-    async def _serve(self, request: web.Request, method: str, path: str) -> tuple[int, JsonDict]:
+    async def _serve(
+        self, request: web.Request, method: str, path: str
+    ) -> tuple[int, JsonDict | PreEncoded]:
         try:
             if path == "/oauth/token" and method == "POST":
                 return await self._oauth(request)
@@ -298,4 +301,5 @@ class PaperExchange:
 
 
 def _json(status: int, body: object) -> web.Response:
-    return web.Response(status=status, text=dumps(body), content_type="application/json")
+    text = body.text if isinstance(body, PreEncoded) else dumps(body)
+    return web.Response(status=status, text=text, content_type="application/json")

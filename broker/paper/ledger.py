@@ -111,6 +111,15 @@ def underlying_of(instrument: Instrument) -> str:
     return instrument.underlying.symbol
 
 
+@dataclass(slots=True)
+class Rendered:
+    """A payload rendered from `inputs` (and its JSON text, once asked for)."""
+
+    inputs: tuple[object, ...]
+    payload: dict[str, Any]
+    text: str | None = None
+
+
 @dataclass
 class Position:
     instrument: Instrument
@@ -121,9 +130,7 @@ class Position:
     realized_day_gain: Decimal = ZERO
     realized_date: date | None = None
     # The last `CurrentPosition` payload rendered and its inputs (see `views.position`).
-    rendered: tuple[tuple[object, ...], dict[str, Any]] | None = field(
-        default=None, repr=False, compare=False
-    )
+    rendered: Rendered | None = field(default=None, repr=False, compare=False)
 
     @property
     def symbol(self) -> str:
@@ -214,6 +221,8 @@ class MarginModel:
         self.cash_account = cash_account
         self._revision = market.revision
         self._groups: dict[tuple[tuple[str, Decimal], ...], Decimal] = {}
+        # Per account number: the last balance summary and what it was computed from.
+        self.summaries: dict[str, tuple[tuple[object, ...], BalanceSummary]] = {}
 
     def mark(self, instrument: Instrument) -> Decimal:
         return self.market.instrument_quote(instrument).mid
@@ -374,7 +383,27 @@ class BalanceSummary:
 def summarize(
     account: Account, margin: MarginModel, extra: Iterable[Holding] = ()
 ) -> BalanceSummary:
-    """Balances of `account`; `extra` adds hypothetical holdings (for what-ifs)."""
+    """Balances of `account`; `extra` adds hypothetical holdings (for what-ifs).
+
+    The account's own balances are kept until the market's revision, its cash or its
+    positions change (what-ifs are always computed)."""
+    hypothetical = tuple(extra)
+    if hypothetical:
+        return _summarize(account, margin, hypothetical)
+    inputs = (
+        margin.market.revision,
+        account.cash,
+        tuple((p.symbol, p.quantity, p.average_open_price) for p in account.positions.values()),
+    )
+    cached = margin.summaries.get(account.number)
+    if cached is not None and cached[0] == inputs:
+        return cached[1]
+    summary = _summarize(account, margin, ())
+    margin.summaries[account.number] = (inputs, summary)
+    return summary
+
+
+def _summarize(account: Account, margin: MarginModel, extra: tuple[Holding, ...]) -> BalanceSummary:
     holdings: dict[str, Holding] = {}
     averages: dict[str, Decimal] = {}
     for position in account.open_positions():

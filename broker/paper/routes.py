@@ -77,7 +77,7 @@ class Call:
             raise HttpError(400, "invalid_json", "The request body is not valid JSON.") from error
 
 
-Reply = tuple[int, JsonDict]
+Reply = tuple[int, JsonDict | views.PreEncoded]
 Handler = Callable[[Call], Awaitable[Reply]]
 
 
@@ -195,8 +195,9 @@ class Routes:
         instrument_type = q.get("instrument-type")
         include_closed = q.boolean("include-closed-positions") or False
         product_code = q.get("underlying-product-code")
-        items = []
+        texts = []
         engine = self.ex.engine
+        market = engine.market
         today = self._today()
         for position in account.positions.values():
             if position.quantity == 0 and not include_closed:
@@ -210,8 +211,10 @@ class Routes:
                 continue
             if product_code and not underlying.lstrip("/").startswith(product_code.lstrip("/")):
                 continue
-            items.append(engine.position_json(account, position, today))
-        return ok({"items": items}, context=f"/accounts/{account.number}/positions")
+            mark = market.instrument_quote(position.instrument).mid
+            texts.append(views.position_text(account, position, mark, today))
+        # Pre-encoded: each position's JSON text is kept until the position or its mark moves.
+        return 200, views.positions_reply(account, texts)
 
     # -------------------------------------------------------- transactions
     async def transactions(self, call: Call) -> Reply:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -11,10 +12,11 @@ from broker.paper.ledger import (
     Account,
     BalanceSummary,
     Position,
+    Rendered,
     Transaction,
     underlying_of,
 )
-from broker.paper.payloads import JsonDict, iso, number, signed
+from broker.paper.payloads import JsonDict, dumps, iso, number, signed
 from broker.paper.universe import (
     FutureContract,
     FutureOptionContract,
@@ -171,6 +173,13 @@ def balances(account: Account, summary: BalanceSummary, now: datetime, today: da
     return payload
 
 
+@dataclass(frozen=True, slots=True)
+class PreEncoded:
+    """A reply body already encoded as JSON (what `payloads.dumps` would have produced)."""
+
+    text: str
+
+
 def position(
     account: Account, pos: Position, mark: Decimal, now: datetime, today: date | None = None
 ) -> JsonDict:
@@ -178,7 +187,24 @@ def position(
     would render them), so a reply of 1,000 positions encodes without a callback per
     value; pass `today` (New York date of `now`) when rendering many. The payload is
     kept on the position and reused while its inputs stay the same."""
-    day = today if today is not None else ny_date(now)
+    return dict(_rendered(account, pos, mark, today if today is not None else ny_date(now)).payload)
+
+
+def position_text(account: Account, pos: Position, mark: Decimal, today: date) -> str:
+    """`dumps(position(...))`, kept with the payload: a positions reply joins these."""
+    rendered = _rendered(account, pos, mark, today)
+    if rendered.text is None:
+        rendered.text = dumps(rendered.payload)
+    return rendered.text
+
+
+def positions_reply(account: Account, texts: list[str]) -> PreEncoded:
+    """`dumps(ok({"items": [...]}, context=...))` of a positions list, from position texts."""
+    context = dumps(f"/accounts/{account.number}/positions")
+    return PreEncoded(f'{{"data":{{"items":[{",".join(texts)}]}},"context":{context}}}')
+
+
+def _rendered(account: Account, pos: Position, mark: Decimal, day: date) -> Rendered:
     inputs = (
         account.number,
         pos.instrument,
@@ -191,11 +217,10 @@ def position(
         mark,
         day,
     )
-    if pos.rendered is not None and pos.rendered[0] == inputs:
-        return dict(pos.rendered[1])
-    payload = _position(account, pos, mark, day)
-    pos.rendered = (inputs, payload)
-    return dict(payload)
+    rendered = pos.rendered
+    if rendered is None or rendered.inputs != inputs:
+        rendered = pos.rendered = Rendered(inputs, _position(account, pos, mark, day))
+    return rendered
 
 
 def _position(account: Account, pos: Position, mark: Decimal, day: date) -> JsonDict:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import random
 from decimal import Decimal
 
+import httpx2
 from tastytrade import Account, Session
 from tastytrade.order import InstrumentType, LimitOrder, OrderAction
 
-from broker.paper import PaperExchange
+from broker.paper import PaperExchange, payloads
+from broker.paper.calendar import ny_date
 from broker.paper.ledger import (
     ZERO,
     ExpiryPayoff,
@@ -188,3 +190,27 @@ async def test_balances_and_positions_follow_fills_and_pinned_quotes(
     assert position.quantity == 1
     closed = await account.get_balances(session)
     assert closed.maintenance_requirement < repriced.maintenance_requirement
+
+
+async def test_the_pre_encoded_positions_reply_is_what_dumps_would_send(
+    frozen: PaperExchange, session: Session
+) -> None:
+    frozen.seed_history(transactions=50, orders=10, positions=120)
+    account = frozen.engine.account(frozen.account_number)
+    await session.refresh()
+    headers = {"Authorization": f"Bearer {session.session_token}"}
+    path = f"/accounts/{account.number}/positions"
+    async with httpx2.AsyncClient(base_url=frozen.api_url, headers=headers) as client:
+        for _ in range(2):  # rendered, then from the kept texts
+            body = (await client.get(path)).text
+            now = frozen.engine.now()
+            items = [
+                frozen.engine.position_json(account, p, ny_date(now))
+                for p in account.positions.values()
+                if p.quantity != 0
+            ]
+            assert body == payloads.dumps({"data": {"items": items}, "context": path})
+            frozen.clock.advance(60)  # new marks
+        filtered = (await client.get(path, params={"underlying-symbol": "SPY"})).json()
+    symbols = {item["underlying-symbol"] for item in filtered["data"]["items"]}
+    assert symbols == {"SPY"}
