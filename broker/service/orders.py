@@ -22,10 +22,10 @@ from zoneinfo import ZoneInfo
 
 import structlog
 from tastytrade.account import TradingStatus
-from tastytrade.order import LimitOrder, OrderTimeInForce, PlacedOrder
+from tastytrade.order import LimitOrder, PlacedOrder
 from tastytrade.utils import PriceEffect
 
-from broker.events import LegInfo, NotificationContext
+from broker.events import NotificationContext
 from broker.fills.broker_ops import OrderOps
 from broker.fills.engine import ChaseEngine
 from broker.fills.model import ChaseNotFound, ChaseOrder, ChaseRequest, ChaseResult, ChaseStatus
@@ -147,32 +147,12 @@ def chase_params(settings: GuildSettings, ticket: OrderTicket) -> ChaseParams:
 
 
 def chase_order(built: BuiltOrder) -> ChaseOrder:
-    """The engine's view of a built order, starting exactly at the previewed price."""
-    reference = built.price if built.price is not None else built.net_natural
-    natural = built.net_natural if built.net_natural is not None else reference
-    mid = built.net_mid if built.net_mid is not None else reference
-    if natural is None or mid is None:
-        raise ServiceError("No quote and no limit price: this order can't be priced.")
-    return ChaseOrder(
-        legs=tuple(
-            LegInfo(
-                symbol=leg.symbol,
-                action=leg.action.value,
-                quantity=Decimal(leg.quantity),
-                instrument_type=leg.instrument_type.value,
-            )
-            for leg in built.legs
-        ),
-        quantity=Decimal(built.units),
-        underlying_symbol=built.underlying,
-        natural=natural,
-        mid=mid,
-        schedule=built.net_ticks,
-        time_in_force=OrderTimeInForce(built.order.time_in_force),
-        is_market=built.price is None,
-        limit_price=built.price,
-        multiplier=built.multiplier,
-    )
+    """The engine's view of a built order: it sends exactly the confirmed ``built.order``
+    (only price and external identifier change), starting at the previewed price."""
+    try:
+        return ChaseOrder.from_built(built)
+    except ValueError as exc:
+        raise ServiceError(f"This order can't be placed: {exc}.") from None
 
 
 class OrderDesk:
