@@ -10,6 +10,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from tastytrade.order import PriceEffect
+
+from broker.orders.pricing import split_signed_price
 from broker.session import Environment
 
 BADGES: dict[Environment, str] = {
@@ -71,9 +74,10 @@ def signed_price(value: Decimal | None) -> str:
     """A price in the SDK sign convention (negative = debit) shown as `1.20 debit`."""
     if value is None:
         return "—"
-    if value == 0:
+    magnitude, effect = split_signed_price(value)
+    if effect is PriceEffect.NONE:
         return "0.00"
-    return price(abs(value), "Debit" if value < 0 else "Credit")
+    return price(magnitude, effect.value)
 
 
 def mask_account(account_number: str | None) -> str:

@@ -70,9 +70,7 @@ def position_rows(positions: list[Position]) -> list[PositionRow]:
 
 
 def order_row(order: Order, chasing: bool) -> OrderRow:
-    price = order.price
-    if price is not None and order.price_effect == "Debit":
-        price = -price
+    price = order.signed_price  # the stored effect carries the sign; one rule decides it
     return OrderRow(
         order_id=str(order.order_id),
         status=order.status,

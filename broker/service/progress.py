@@ -24,6 +24,7 @@ from broker.events import (
     OrderTerminal,
     SubmissionNotPlaced,
 )
+from broker.orders.pricing import split_signed_price
 from broker.service.models import (
     Environment,
     FillNotice,
@@ -237,8 +238,8 @@ def _progress(last: OrderProgress, event: BrokerEvent) -> OrderProgress | None:
         average = event.average_price
         detail = ""
         if average is not None:
-            effect = "debit" if average < 0 else "credit"
-            detail = f"Average fill {abs(average):,.2f} {effect}."
+            magnitude, effect = split_signed_price(average)
+            detail = f"Average fill {magnitude:,.2f} {effect.value.lower()}."
         return updated(
             ProgressStage.FILLED if event.complete else ProgressStage.PARTIALLY_FILLED,
             order_id=str(event.order_id),
