@@ -13,9 +13,9 @@ Two ways to walk a list, both ascending:
 
 - `walk_by_offset` (transactions): pages of one fixed query, the requests for the next
   `PAGES_AHEAD` pages sent as soon as a page arrives (before it is parsed), so the broker
-  prepares them while this one is parsed and written. Safe for lists that only ever gain rows: rows inserted behind
-  the walk shift later rows forward, so some rows are read twice (dropped by id), none
-  is skipped.
+  prepares them while this one is parsed and written. Safe for lists that only ever gain
+  rows: rows inserted behind the walk shift later rows forward, so some rows are read
+  twice (dropped by id), none is skipped.
 - `walk_by_cursor` (orders): each request asks for the rows at or after the last key
   received (``start-at``, page 0). An order updated during the walk moves to the end of
   the list, which with page offsets would shift every later row one place back and skip
