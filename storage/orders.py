@@ -296,7 +296,7 @@ class OrdersRepository:
                 links.append((env, order.replaces_order_id, order.order_id))
             if order.replaced_by_order_id is not None:
                 links.append((env, order.order_id, order.replaced_by_order_id))
-        async with self._db.transaction():
+        async with self._db.atomic():
             await self._db.insert_rows(_UPSERT_ORDER, order_rows)
             if leg_rows:
                 await self._db.insert_rows(_UPSERT_LEG, leg_rows)

@@ -190,7 +190,7 @@ class PositionsRepository:
         now = codec.ts(self._db.clock(), "now")
         account = (env, account_number)
         snapshot = {(p.underlying_symbol, p.symbol): p for p in positions}
-        async with self._db.transaction():
+        async with self._db.atomic():
             # Read under the lock: every write of positions through this handle is serialised.
             previous = self._committed.pop(account, None)
             if (

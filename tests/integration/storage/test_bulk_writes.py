@@ -165,3 +165,23 @@ def test_statements_respect_sqlites_variable_limit() -> None:
         assert 1 <= rows <= MAX_ROWS_PER_STATEMENT
         assert rows * width <= limit
     assert rows_per_statement(limit + 1) == 1
+
+
+async def test_atomic_is_a_transaction_alone_and_joins_a_running_one(
+    account_db: Database,
+) -> None:
+    page = [trade(i, T0 + timedelta(seconds=i), order_id=i) for i in range(1, 4)]
+    with pytest.raises(RuntimeError):
+        async with account_db.atomic():  # alone: its own transaction, rolled back
+            await account_db.transactions.upsert_page(page)
+            raise RuntimeError
+    assert await account_db.transactions.count("paper", ACCOUNT) == 0
+    with pytest.raises(RuntimeError):
+        async with account_db.transaction():  # joined: the caller's rollback covers it
+            await account_db.transactions.upsert_page(page)
+            assert await account_db.transactions.count("paper", ACCOUNT) == 3
+            raise RuntimeError
+    assert await account_db.transactions.count("paper", ACCOUNT) == 0
+    async with account_db.transaction(), account_db.atomic():
+        await account_db.transactions.upsert_page(page)
+    assert await account_db.transactions.count("paper", ACCOUNT) == 3
