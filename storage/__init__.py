@@ -38,7 +38,7 @@ from storage.idempotency import Claim, IdempotencyRecord
 from storage.orders import Order, OrderFill, OrderLeg, split_signed_price
 from storage.positions import Position, UnderlyingGroup
 from storage.sync import SyncRun, SyncWatermark
-from storage.transactions import Transaction
+from storage.transactions import Transaction, TransactionRow, transaction_row
 
 __all__ = [
     "ENVIRONMENTS",
@@ -75,8 +75,10 @@ __all__ = [
     "SyncRun",
     "SyncWatermark",
     "Transaction",
+    "TransactionRow",
     "UnderlyingGroup",
     "dedupe_key",
     "generate_key_entry",
     "split_signed_price",
+    "transaction_row",
 ]

@@ -1,9 +1,10 @@
 """Account transactions (trades, fees, money movements), keyed on the broker's id.
 
-`upsert_page` writes a page in one transaction with one multi-row INSERT: a later
-version of a transaction (e.g. final instead of estimated fees) replaces the stored one,
-re-running a page never duplicates a row. Amounts are signed as the SDK models them
-(a debit is negative).
+`upsert_page` (records) or `upsert_rows` (rows from `transaction_row`, the sync's hot
+path) writes a page in one transaction with one multi-row INSERT: a later version of a
+transaction (e.g. final instead of estimated fees) replaces the stored one, re-running a
+page never duplicates a row. Amounts are signed as the SDK models them (a debit is
+negative).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NewType
 
 from storage import codec
 from storage.bulk import RowsInsert
@@ -77,27 +78,82 @@ _UPSERT: Final = RowsInsert(
 )
 
 
-def _row(tx: Transaction) -> tuple[object, ...]:
+#: A transaction in its stored form, made only by `transaction_row` (validated, encoded).
+TransactionRow = NewType("TransactionRow", tuple[object, ...])
+
+
+def transaction_row(
+    environment: str,
+    transaction_id: int,
+    account_number: str,
+    transaction_type: str,
+    transaction_sub_type: str,
+    description: str,
+    executed_at: datetime,
+    transaction_date: date,
+    value: Decimal,
+    net_value: Decimal,
+    fees: Decimal,
+    is_estimated_fee: bool,
+    symbol: str | None,
+    instrument_type: str | None,
+    underlying_symbol: str | None,
+    action: str | None,
+    quantity: Decimal | None,
+    price: Decimal | None,
+    order_id: int | None,
+) -> TransactionRow:
+    """`Transaction`'s fields (same order and checks) straight to the stored form.
+
+    For page writes (`upsert_rows`): a sync of 100,000 transactions would otherwise build
+    as many frozen records just to read them back here (a third of its mapping time).
+    """
     dec, dec_opt = codec.dec, codec.dec_opt
-    return (
-        codec.environment(tx.environment),
+    return TransactionRow(
+        (
+            codec.environment(environment),
+            transaction_id,
+            account_number,
+            transaction_type,
+            transaction_sub_type,
+            description,
+            codec.ts(executed_at, "executed_at"),
+            codec.day(transaction_date, "transaction_date"),
+            dec(value, "value"),
+            dec(net_value, "net_value"),
+            dec(fees, "fees"),
+            1 if is_estimated_fee else 0,
+            symbol,
+            instrument_type,
+            underlying_symbol,
+            action,
+            dec_opt(quantity, "quantity"),
+            dec_opt(price, "price"),
+            order_id,
+        )
+    )
+
+
+def _row(tx: Transaction) -> TransactionRow:
+    return transaction_row(
+        tx.environment,
         tx.transaction_id,
         tx.account_number,
         tx.transaction_type,
         tx.transaction_sub_type,
         tx.description,
-        codec.ts(tx.executed_at, "executed_at"),
-        codec.day(tx.transaction_date, "transaction_date"),
-        dec(tx.value, "value"),
-        dec(tx.net_value, "net_value"),
-        dec(tx.fees, "fees"),
-        1 if tx.is_estimated_fee else 0,
+        tx.executed_at,
+        tx.transaction_date,
+        tx.value,
+        tx.net_value,
+        tx.fees,
+        tx.is_estimated_fee,
         tx.symbol,
         tx.instrument_type,
         tx.underlying_symbol,
         tx.action,
-        dec_opt(tx.quantity, "quantity"),
-        dec_opt(tx.price, "price"),
+        tx.quantity,
+        tx.price,
         tx.order_id,
     )
 
@@ -132,9 +188,12 @@ class TransactionsRepository:
 
     async def upsert_page(self, transactions: Sequence[Transaction]) -> int:
         """Store a page in one transaction (one multi-row upsert); return the page size."""
-        rows = [_row(tx) for tx in transactions]
+        return await self.upsert_rows([_row(tx) for tx in transactions])
+
+    async def upsert_rows(self, rows: Sequence[TransactionRow]) -> int:
+        """`upsert_page` for rows made with `transaction_row`; return how many."""
         if rows:
-            async with self._db.transaction():
+            async with self._db.atomic():
                 await self._db.insert_rows(_UPSERT, rows)
         return len(rows)
 

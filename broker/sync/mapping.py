@@ -1,7 +1,8 @@
 """SDK models → storage records (one function per model, nothing else per row).
 
 These run for every synced row: they read the SDK's `StrEnum` values with `str()` (a third
-of the cost of `.value`) and build transactions, the bulk of a sync, positionally. Signs
+of the cost of `.value`), and transactions, the bulk of a sync, go straight to their
+stored rows (`storage.transaction_row`) without an intermediate record. Signs
 stay as the SDK models them (a debit is negative) except for order prices, which storage
 keeps as a magnitude plus Debit/Credit (`split_signed_price`).
 """
@@ -23,8 +24,9 @@ from storage import (
     OrderFill,
     OrderLeg,
     Position,
-    Transaction,
+    TransactionRow,
     split_signed_price,
+    transaction_row,
 )
 
 _ZERO = Decimal(0)
@@ -42,7 +44,8 @@ def account_record(environment: str, account: SdkAccount, guild_id: int | None) 
     )
 
 
-def transaction_record(environment: str, tx: SdkTransaction) -> Transaction:
+def transaction_row_of(environment: str, tx: SdkTransaction) -> TransactionRow:
+    """A transaction's stored row, straight from the SDK model (no intermediate record)."""
     fees = _ZERO
     for part in (
         tx.commission,
@@ -53,7 +56,8 @@ def transaction_record(environment: str, tx: SdkTransaction) -> Transaction:
     ):
         if part is not None:
             fees += part
-    return Transaction(
+    instrument_type, action = tx.instrument_type, tx.action
+    return transaction_row(
         environment,
         tx.id,
         tx.account_number,
@@ -67,9 +71,9 @@ def transaction_record(environment: str, tx: SdkTransaction) -> Transaction:
         fees,
         tx.is_estimated_fee,
         tx.symbol,
-        None if tx.instrument_type is None else str(tx.instrument_type),
+        None if instrument_type is None else str(instrument_type),
         tx.underlying_symbol,
-        None if tx.action is None else str(tx.action),
+        None if action is None else str(action),
         tx.quantity,
         tx.price,
         tx.order_id,

@@ -33,7 +33,7 @@ from broker.sync.mapping import (
     balance_record,
     order_record,
     position_record,
-    transaction_record,
+    transaction_row_of,
 )
 from broker.sync.models import Stage, SyncProgress, SyncResult, SyncSettings
 from broker.sync.pages import ListQuery, WalkedPage, walk_by_cursor, walk_by_offset
@@ -135,13 +135,15 @@ class SyncRunner:
                     mark.last_transaction_id,
                 )
             # Independent lists: fetched concurrently (one round trip of latency instead of
-            # five); each page still commits on its own, in order within its list.
+            # five); each page still commits on its own, in order within its list. The
+            # positions snapshot goes first: it is the largest reply of an incremental sync
+            # (the broker prepares it while this side handles the others).
             await _together(
-                self._transactions(tx_start),
-                self._orders(order_start),
-                self._live_orders(account),
                 self._positions(account),
                 self._balances(account),
+                self._live_orders(account),
+                self._transactions(tx_start),
+                self._orders(order_start),
             )
             finished = self._clock()
             await self._db.accounts.mark_synced(self._env, self._number, finished)
@@ -199,25 +201,23 @@ class SyncRunner:
         env = self._env
 
         def prepare(page: WalkedPage[SdkTransaction]) -> Callable[[], Awaitable[None]]:
-            records = [transaction_record(env, tx) for tx in page.items]
-            keys = [(t.executed_at, t.transaction_id) for t in records]
+            rows = [transaction_row_of(env, tx) for tx in page.items]
+            keys = [(tx.executed_at, tx.id) for tx in page.items]
             last = max(keys)
             beyond = self._counters.beyond
             new = len(keys) if beyond is None else sum(1 for key in keys if key > beyond)
 
             async def write() -> None:
                 async with self._db.transaction():
-                    await self._db.transactions.upsert_page(records)
+                    await self._db.transactions.upsert_rows(rows)
                     await self._db.sync.set_watermark(
                         env,
                         self._number,
                         last_transaction_executed_at=last[0],
                         last_transaction_id=last[1],
                     )
-                    await self._count_page(
-                        Stage.TRANSACTIONS, len(records), page.estimated_remaining
-                    )
-                self._counters.transactions += len(records)
+                    await self._count_page(Stage.TRANSACTIONS, len(rows), page.estimated_remaining)
+                self._counters.transactions += len(rows)
                 self._counters.new_transactions += new
 
             return write
