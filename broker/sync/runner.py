@@ -36,7 +36,13 @@ from broker.sync.mapping import (
     transaction_row_of,
 )
 from broker.sync.models import Stage, SyncProgress, SyncResult, SyncSettings
-from broker.sync.pages import ListQuery, WalkedPage, walk_by_cursor, walk_by_offset
+from broker.sync.pages import (
+    ListQuery,
+    WalkedPage,
+    collector_paused,
+    walk_by_cursor,
+    walk_by_offset,
+)
 from storage import Database, InvalidValueError, Order
 
 __all__ = ["SyncRunner"]
@@ -201,8 +207,9 @@ class SyncRunner:
         env = self._env
 
         def prepare(page: WalkedPage[SdkTransaction]) -> Callable[[], Awaitable[None]]:
-            rows = [transaction_row_of(env, tx) for tx in page.items]
-            keys = [(tx.executed_at, tx.id) for tx in page.items]
+            with collector_paused():
+                rows = [transaction_row_of(env, tx) for tx in page.items]
+                keys = [(tx.executed_at, tx.id) for tx in page.items]
             last = max(keys)
             beyond = self._counters.beyond
             new = len(keys) if beyond is None else sum(1 for key in keys if key > beyond)
@@ -238,7 +245,8 @@ class SyncRunner:
         env = self._env
 
         def prepare(page: WalkedPage[PlacedOrder]) -> Callable[[], Awaitable[None]]:
-            records = [order_record(env, order) for order in page.items]
+            with collector_paused():
+                records = [order_record(env, order) for order in page.items]
             newest = max(order.updated_at for order in records)
 
             async def write() -> None:
