@@ -90,6 +90,8 @@ class Routes:
         self.ex = exchange
         self._transaction_cache: ListCache[Transaction] = ListCache()
         self._order_cache: ListCache[Order] = ListCache()
+        # Per account: the live-orders selection and the (orders version, day) it is for.
+        self._live_cache: dict[str, tuple[tuple[int, date], list[Order]]] = {}
         a = r"/accounts/(?P<account>[^/]+)"
         table: list[tuple[str, str, Handler]] = [
             ("GET", r"/customers/me", self.customer),
@@ -275,16 +277,26 @@ class Routes:
 
     async def live_orders(self, call: Call) -> Reply:
         self._account_of(call)
+        engine = self.ex.engine
         today = self._today()
-        # Today's New York day as UTC bounds: one comparison per order, no time zone work.
-        day_start = calendar.ny_time(today, 0)
-        day_end = calendar.ny_time(today + timedelta(days=1), 0)
-        items = []
-        for order in reversed(self.ex.engine.orders_of(call.account)):
-            updated = order.updated_at or order.received_at
-            if day_start <= updated < day_end or order.is_working:
-                items.append(order.to_json())
-        return ok({"items": items})
+        # Which orders qualify changes only with a status change or an order added (both
+        # move `orders_version`: fills and touches happen on working orders) or a new day.
+        key = (engine.orders_version, today)
+        cached = self._live_cache.get(call.account)
+        if cached is not None and cached[0] == key:
+            selected = cached[1]
+        else:
+            # Today's New York day as UTC bounds: one comparison per order, no zone work.
+            day_start = calendar.ny_time(today, 0)
+            day_end = calendar.ny_time(today + timedelta(days=1), 0)
+            selected = [
+                order
+                for order in reversed(engine.orders_of(call.account))
+                if order.is_working
+                or day_start <= (order.updated_at or order.received_at) < day_end
+            ]
+            self._live_cache[call.account] = (key, selected)
+        return ok({"items": [order.to_json() for order in selected]})
 
     async def get_order(self, call: Call) -> Reply:
         self._account_of(call)

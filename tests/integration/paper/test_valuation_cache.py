@@ -1,9 +1,10 @@
 """Quotes, marks and margin are computed once per market tick and stay correct.
 
 The market prices every quote at the start of its tick; option-group requirements and
-rendered positions are reused until the tick, a pinned quote or the holdings change.
-These tests check the reuse never serves a stale value, and that the fast payoff scan
-agrees with the leg-by-leg model it replaced.
+rendered positions are reused until the tick, a pinned quote or the holdings change, and
+the live-orders selection until an order changes status or the day turns. These tests
+check the reuse never serves a stale value, and that the fast payoff scan agrees with
+the leg-by-leg model it replaced.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from broker.paper.ledger import (
 from broker.paper.market import Market
 from broker.paper.universe import EquitySpec, FutureContract, FutureOptionContract, OptionContract
 
-from .conftest import eventually, leg
+from .conftest import advance, eventually, leg
 
 
 def _reference_group_requirement(
@@ -214,3 +215,32 @@ async def test_the_pre_encoded_positions_reply_is_what_dumps_would_send(
         filtered = (await client.get(path, params={"underlying-symbol": "SPY"})).json()
     symbols = {item["underlying-symbol"] for item in filtered["data"]["items"]}
     assert symbols == {"SPY"}
+
+
+async def test_live_orders_follow_new_cancelled_and_filled_orders_and_the_day(
+    frozen: PaperExchange, session: Session, account: Account
+) -> None:
+    frozen.seed_history(transactions=50, orders=200, positions=5)  # history of earlier days
+    before = {o.id for o in await account.get_live_orders(session)}
+    frozen.market.set_quote("AAPL", Decimal("300.00"), Decimal("300.10"))
+    resting = LimitOrder(
+        legs=[leg(InstrumentType.EQUITY, "AAPL", OrderAction.BUY_TO_OPEN, 1)],
+        price=Decimal("-250.00"),
+    )
+    working = (await account.place_order(session, resting, dry_run=False)).order.id
+    await eventually(lambda: frozen.orders()[-1].status == "Live")
+    assert {o.id for o in await account.get_live_orders(session)} == before | {working}
+    await account.delete_order(session, working)  # cancelled today: still listed
+    await eventually(lambda: frozen.orders()[-1].status == "Cancelled")
+    live = {o.id: o for o in await account.get_live_orders(session)}
+    assert live[working].status.value == "Cancelled"
+    marketable = LimitOrder(
+        legs=[leg(InstrumentType.EQUITY, "AAPL", OrderAction.BUY_TO_OPEN, 1)],
+        price=Decimal("-300.10"),
+    )
+    filled = (await account.place_order(session, marketable, dry_run=False)).order.id
+    await eventually(lambda: frozen.orders()[-1].status == "Filled")
+    assert {working, filled} <= {o.id for o in await account.get_live_orders(session)}
+    await advance(frozen, session, 2 * 86_400)  # two days on: today's orders were earlier
+    later = {o.id for o in await account.get_live_orders(session)}
+    assert working not in later and filled not in later
