@@ -157,6 +157,11 @@ def parse_page(envelope: type[_Envelope[M]], body: bytes) -> Page[M]:
     )
 
 
+async def fetch_body(session: BrokerSession, path: str, params: Mapping[str, object]) -> bytes:
+    """One reply's raw body through the SDK's client (as the SDK would request it)."""
+    return await session.read(_fetcher(path, params))
+
+
 def _params(query: ListQuery[M], offset: int, start: datetime | None) -> dict[str, object]:
     return {"per-page": query.per_page, "page-offset": offset, "sort": "Asc", "start-at": start}
 

@@ -19,10 +19,12 @@ import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 import structlog
 from tastytrade import Account as SdkAccount
+from tastytrade.account import CurrentPosition
 from tastytrade.account import Transaction as SdkTransaction
 from tastytrade.order import PlacedOrder
 
@@ -40,10 +42,12 @@ from broker.sync.pages import (
     ListQuery,
     WalkedPage,
     collector_paused,
+    fetch_body,
     walk_by_cursor,
     walk_by_offset,
 )
-from storage import Database, InvalidValueError, Order
+from broker.sync.replies import ItemMemo
+from storage import Database, InvalidValueError, Order, Position
 
 __all__ = ["SyncRunner"]
 
@@ -94,6 +98,7 @@ class SyncRunner:
         publish: Publish,
         guild_id: int | None = None,
         account: SdkAccount | None = None,
+        positions_memo: ItemMemo[CurrentPosition, Position] | None = None,
     ) -> None:
         self._db = db
         self._session = session
@@ -104,6 +109,7 @@ class SyncRunner:
         self._publish = publish
         self._guild_id = guild_id
         self.account = account
+        self._positions_memo = positions_memo or positions_memo_for(environment)
         self._counters = _Counters()
         self._run_id = 0
         self._kind = "full"
@@ -272,11 +278,14 @@ class SyncRunner:
         self._counters.live_orders = len(records)
 
     async def _positions(self, account: SdkAccount) -> None:
-        include_marks = self._settings.include_marks or None
-        positions = await self._session.read(
-            lambda sdk: account.get_positions(sdk, include_marks=include_marks)
+        # `Account.get_positions`' request; unchanged positions reuse last run's records.
+        body = await fetch_body(
+            self._session,
+            f"/accounts/{account.account_number}/positions",
+            {"include-marks": self._settings.include_marks or None},
         )
-        records = [position_record(self._env, position) for position in positions]
+        with collector_paused():
+            records = self._positions_memo.records(body)
         async with self._db.transaction():
             await self._db.positions.replace_for_account(self._env, self._number, records)
             await self._count_page(Stage.POSITIONS, len(records))
@@ -375,6 +384,11 @@ class SyncRunner:
         if exc.category in _RELINK_CATEGORIES:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._db.accounts.mark_needs_relink(self._env, self._number))
+
+
+def positions_memo_for(environment: str) -> ItemMemo[CurrentPosition, Position]:
+    """A memo of one account's positions replies (kept by `SyncService` between runs)."""
+    return ItemMemo(CurrentPosition, partial(position_record, environment), key="symbol")
 
 
 def _minus(moment: datetime | None, overlap: timedelta) -> datetime | None:

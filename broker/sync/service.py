@@ -28,6 +28,7 @@ from typing import Any
 
 import structlog
 from tastytrade import Account as SdkAccount
+from tastytrade.account import CurrentPosition
 
 from broker.session import BrokerError, BrokerSession, Environment
 from broker.sync.models import (
@@ -38,8 +39,9 @@ from broker.sync.models import (
     SyncSettings,
     SyncTarget,
 )
-from broker.sync.runner import SyncRunner
-from storage import BalanceSnapshot, Database, Order, Transaction, UnderlyingGroup
+from broker.sync.replies import ItemMemo
+from broker.sync.runner import SyncRunner, positions_memo_for
+from storage import BalanceSnapshot, Database, Order, Position, Transaction, UnderlyingGroup
 
 __all__ = ["SyncService"]
 
@@ -121,6 +123,8 @@ class SyncService:
         self._monotonic = monotonic
         self._running: dict[tuple[str, str], _Running] = {}
         self._accounts: dict[tuple[str, str], SdkAccount] = {}
+        # Per account: last run's positions reply and records (unchanged ones are reused).
+        self._positions_memos: dict[tuple[str, str], ItemMemo[CurrentPosition, Position]] = {}
         self._last_manual: dict[int, float] = {}
         self._scheduler: asyncio.Task[None] | None = None
         self._recovery: asyncio.Task[None] | None = None
@@ -191,6 +195,7 @@ class SyncService:
             publish=running.publish,
             guild_id=guild_id,
             account=self._accounts.get(key),
+            positions_memo=self._positions_memos.setdefault(key, positions_memo_for(env)),
         )
         task = asyncio.get_running_loop().create_task(
             self._execute(key, runner, kind), name=f"tt-sync:{env}:{account_number}"
