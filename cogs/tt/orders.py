@@ -243,14 +243,18 @@ class OrderCommands(TTBase):
             await interaction.response.defer()
             return
         # Acknowledge (within Discord's 3 s) and submit at the same time; progress edits
-        # wait for the acknowledgement so they can never be overwritten by it.
-        ack = asyncio.get_running_loop().create_task(
-            interaction.response.edit_message(
+        # wait for the acknowledgement so they can never be overwritten by it. The submission
+        # starts first (one yield), so building the acknowledgement overlaps its database
+        # write instead of delaying the order.
+        acknowledged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.spawn(self.place_and_track(preview, message, after=acknowledged), name="place")
+        try:
+            await asyncio.sleep(0)
+            await interaction.response.edit_message(
                 embed=embeds.preview_embed(preview, status="⏳ Submitting…"), view=None
             )
-        )
-        self.spawn(self.place_and_track(preview, message, after=ack), name="place")
-        await ack
+        finally:
+            acknowledged.set_result(None)
 
     async def place_and_track(
         self,
