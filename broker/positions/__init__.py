@@ -1,0 +1,19 @@
+"""Account positions kept live from the account streamer (see ``broker.positions.live``)."""
+
+from broker.positions.live import (
+    SHARED_BOOKS,
+    BookState,
+    LiveBook,
+    LiveBooks,
+    PositionUpdate,
+    order_fill_times,
+)
+
+__all__ = [
+    "SHARED_BOOKS",
+    "BookState",
+    "LiveBook",
+    "LiveBooks",
+    "PositionUpdate",
+    "order_fill_times",
+]
