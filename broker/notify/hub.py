@@ -5,7 +5,9 @@ streamer subscription and the polling reconciliation loop for that (environment,
 ``context`` says where notifications for orders that are not chases go. The tracker turns
 what they see into exactly-once ``OrderFilled`` / ``OrderTerminal`` events on the bus.
 At start-up, ``NotificationHub.resume(engine)`` (after ``engine.resume_open``) watches the
-accounts of every chase order that may still work.
+accounts of every chase order that may still work. Each streamer keeps the account's live
+position book, registered in ``positions`` (``broker.positions.LiveBooks``, shared with the
+order desk) while the watch lasts.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from broker.fills.engine import ChaseEngine
 from broker.notify.poller import OrderPoller
 from broker.notify.streamer import StreamerListener
 from broker.notify.tracker import FillTracker
+from broker.positions.live import SHARED_BOOKS, LiveBook, LiveBooks
 from broker.session import BrokerSession
 
 __all__ = ["AccountWatch", "NotificationHub"]
@@ -36,6 +39,8 @@ class AccountWatch:
     poller: OrderPoller
     streamer: StreamerListener | None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    #: The account's live position book (fed by the streamer; None without one).
+    positions: LiveBook | None = None
 
 
 class NotificationHub:
@@ -49,8 +54,11 @@ class NotificationHub:
         reconnect_base_s: float = 0.5,
         reconnect_cap_s: float = 30.0,
         heartbeat_s: float | None = 20.0,
+        positions: LiveBooks | None = None,
     ) -> None:
         self.tracker = tracker
+        #: Where each streamer's live position book is registered for the order desk.
+        self.positions = positions if positions is not None else SHARED_BOOKS
         self._events = events
         self._poll_interval_s = poll_interval_s
         self._use_streamer = use_streamer
@@ -81,7 +89,9 @@ class NotificationHub:
             session, environment, account_number, self.tracker, interval_s=self._poll_interval_s
         )
         streamer = None
+        book = None
         if self._use_streamer:
+            book = self.positions.open(session, environment, account_number)
             streamer = StreamerListener(
                 session,
                 environment,
@@ -93,8 +103,9 @@ class NotificationHub:
                 backoff_base_s=self._reconnect_base_s,
                 backoff_cap_s=self._reconnect_cap_s,
                 heartbeat_s=self._heartbeat_s,
+                positions=book,
             )
-        watch = AccountWatch(environment, account_number, session, poller, streamer)
+        watch = AccountWatch(environment, account_number, session, poller, streamer, positions=book)
         loop = asyncio.get_running_loop()
         label = f"{environment}:{account_number}"
         if streamer is not None:
@@ -155,3 +166,5 @@ class NotificationHub:
         for task in watch.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if watch.positions is not None:
+            self.positions.close(watch.positions)

@@ -7,6 +7,10 @@ socket or a malformed message ends it with an ``ExceptionGroup``. This loop:
   streamer does not replay what was sent while it was down);
 * feeds ``Order`` messages to the tracker and drains ``AccountBalance`` / ``CurrentPosition``
   (the SDK queues are unbounded; undrained types pile up in memory) into events;
+* keeps the account's live position book (``broker.positions.live``), when given one: seeded
+  by a REST positions read after every subscription ack (retried with backoff while the
+  connection lasts), fed every ``CurrentPosition`` and the fill times of every ``Order``
+  directly (not through the bounded bus), and not live from the moment the connection ends;
 * sends a ``heartbeat`` subscription every ``heartbeat_s``: its ack must arrive within the
   SDK's 10 s, so a silently dead connection is detected and replaced;
 * reconnects with capped exponential backoff (equal jitter) on any failure, and also after a
@@ -25,7 +29,6 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from decimal import Decimal
 
 import structlog
 from tastytrade import Account, AlertStreamer
@@ -35,6 +38,7 @@ from tastytrade.streamer import SubscriptionType
 
 from broker.events import AccountBalanceChanged, EventBus, NotificationContext, PositionChanged
 from broker.notify.tracker import FillTracker
+from broker.positions.live import LiveBook, PositionUpdate, order_fill_times
 from broker.secrets import redact
 from broker.session import BrokerSession
 
@@ -61,6 +65,7 @@ class StreamerListener:
         heartbeat_s: float | None = 20.0,
         stable_after_s: float = 60.0,
         now: Callable[[], datetime] | None = None,
+        positions: LiveBook | None = None,
     ) -> None:
         self._session = session
         self._environment = environment
@@ -74,6 +79,7 @@ class StreamerListener:
         self._heartbeat_s = heartbeat_s
         self._stable_after_s = stable_after_s
         self._now = now or (lambda: datetime.now(UTC))
+        self._book = positions
         self.connections = 0
         self.connected = asyncio.Event()
         #: Why the listener stopped for good (None while it runs).
@@ -123,25 +129,61 @@ class StreamerListener:
 
     async def _connect_once(self) -> None:
         streamer: AlertStreamer = self._session.alert_streamer()
-        async with streamer:
-            account = Account.model_construct(account_number=self._account_number)
-            await streamer.subscribe_accounts([account])
-            self.connections += 1
-            self.connected.set()
-            self.log.info("account_streamer_connected", connections=self.connections)
-            # Catch up on whatever happened while we were not listening.
-            await self._resync()
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self._orders(streamer))
-                group.create_task(self._balances(streamer))
-                group.create_task(self._positions(streamer))
-                if self._heartbeat_s:
-                    group.create_task(self._heartbeat(streamer, self._heartbeat_s))
+        try:
+            async with streamer:
+                account = Account.model_construct(account_number=self._account_number)
+                await streamer.subscribe_accounts([account])
+                self.connections += 1
+                self.connected.set()
+                self.log.info("account_streamer_connected", connections=self.connections)
+                observed: asyncio.Queue[PlacedOrder] = asyncio.Queue()
+                async with asyncio.TaskGroup() as group:
+                    # Both drained from now on, without waiting on anything else, so the book
+                    # sees orders and positions in about the order they were received (the
+                    # SDK splits them by type) and buffers what arrives during its seed read.
+                    group.create_task(self._orders(streamer, observed))
+                    group.create_task(self._positions(streamer))
+                    if self._book is not None:
+                        group.create_task(self._seed(self._book, account))
+                    # Catch up on whatever happened while we were not listening, then tell
+                    # the tracker about streamed orders.
+                    await self._resync()
+                    group.create_task(self._observe(observed))
+                    group.create_task(self._balances(streamer))
+                    if self._heartbeat_s:
+                        group.create_task(self._heartbeat(streamer, self._heartbeat_s))
+        finally:
+            if self._book is not None:
+                self._book.disconnected()
 
-    async def _orders(self, streamer: AlertStreamer) -> None:
+    async def _seed(self, book: LiveBook, account: Account) -> None:
+        """Seed the book over REST; on failure retry (backoff) while the connection lasts."""
+        failures = 0
+        while True:
+            token = book.begin_seed()
+            try:
+                positions = await self._session.read(lambda s: account.get_positions(s))
+            except Exception as exc:
+                book.seed_failed()
+                failures += 1
+                self.log.warning("position_seed_failed", error=_describe(exc), failures=failures)
+                await asyncio.sleep(self.backoff(failures))
+                continue
+            if book.seeded([PositionUpdate.from_sdk(p) for p in positions], token):
+                self.log.info("position_book_live", positions=len(positions))
+            return
+
+    async def _orders(self, streamer: AlertStreamer, observed: asyncio.Queue[PlacedOrder]) -> None:
         async for order in streamer.listen(PlacedOrder):
             if order.account_number != self._account_number:
                 continue
+            if self._book is not None:
+                self._book.order_seen(order.id, order_fill_times(order))
+            observed.put_nowait(order)
+
+    async def _observe(self, observed: asyncio.Queue[PlacedOrder]) -> None:
+        while True:
+            order = await observed.get()
             try:
                 await self._tracker.observe(self._session, self._environment, order)
             except Exception:
@@ -163,9 +205,11 @@ class StreamerListener:
 
     async def _positions(self, streamer: AlertStreamer) -> None:
         async for position in streamer.listen(CurrentPosition):
-            quantity = Decimal(position.quantity)
-            if position.quantity_direction == "Short":
-                quantity = -quantity
+            if position.account_number != self._account_number:
+                continue
+            update = PositionUpdate.from_sdk(position)
+            if self._book is not None:
+                self._book.apply(update)
             self._events.publish(
                 PositionChanged(
                     context=self._context,
@@ -173,7 +217,7 @@ class StreamerListener:
                     at=self._now(),
                     symbol=position.symbol,
                     instrument_type=position.instrument_type.value,
-                    quantity=quantity,
+                    quantity=update.quantity,
                 )
             )
 
