@@ -409,7 +409,8 @@ class TradingService:
             self.streamers.order_placed(event.context.environment, event.account_number, order_id)
 
     def _fill_seen(self, event: OrderFilled) -> None:
-        self.orders.positions_changed(event.context.environment, event.account_number)
+        # Stale snapshot, and the live book must catch up before it answers for these legs.
+        self.orders.fill_seen(event)
         key = (event.context.guild_id, event.context.environment)
         if key in self._resync_pending:
             return

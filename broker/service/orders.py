@@ -7,6 +7,11 @@ or older than the confirmation window. Confirming re-validates everything that m
 changed (halt, environment, age, limits) and hands the exact built order to the chase
 engine, whose idempotency key (the Discord message or interaction id) is persisted before
 anything is sent.
+
+A leg without an explicit open/close is opening or closing depending on what is held, so the
+preview remembers the held quantities it decided on and Confirm checks them again (from the
+live position book, else one REST read): a position that changed in between refuses the
+order rather than, say, turning a closing sell into a naked Sell to Open.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -25,7 +30,7 @@ from tastytrade.account import TradingStatus
 from tastytrade.order import LimitOrder, PlacedOrder
 from tastytrade.utils import PriceEffect
 
-from broker.events import NotificationContext
+from broker.events import NotificationContext, OrderFilled
 from broker.fills.broker_ops import OrderOps
 from broker.fills.engine import ChaseEngine
 from broker.fills.model import ChaseNotFound, ChaseOrder, ChaseRequest, ChaseResult, ChaseStatus
@@ -33,9 +38,10 @@ from broker.fills.policy import ChaseParams, ChaseParamsError
 from broker.fills.reconcile import ReplaceOutcome as ReconciledReplace
 from broker.fills.reconcile import reconcile_replacement
 from broker.guards import GuardViolation, Limits, Violation, check_limits, check_trading_status
-from broker.orders.build import BuiltOrder, OrderBuilder
+from broker.orders.build import BuiltOrder, OrderBuilder, PositionSource
 from broker.orders.errors import BuildError
 from broker.orders.pricing import signed_price, split_signed_price
+from broker.positions.live import LiveBooks
 from broker.preview import OrderPreview, preview_order
 from broker.service.brokers import BrokerContext, BrokerDirectory
 from broker.service.errors import (
@@ -56,7 +62,7 @@ from broker.service.models import (
     ProgressStage,
     ReplaceOutcome,
 )
-from broker.service.positions import PositionBook
+from broker.service.positions import LivePositions, PositionBook
 from broker.session import BrokerError, Environment
 from broker.tickets import OrderTicket, PriceMode, TicketError, parse_ticket
 from storage.database import Database
@@ -92,6 +98,8 @@ class _Pending:
     params: ChaseParams
     request: OrderRequest
     created_monotonic: float
+    #: Held quantities (signed) the open/close of inferred legs was decided on, by symbol.
+    decided_on: dict[str, Decimal]
 
 
 def _leg_lines(built: BuiltOrder) -> list[LegLine]:
@@ -167,7 +175,10 @@ class OrderDesk:
         confirm_ttl_seconds: float = 60.0,
         builders: dict[Environment, OrderBuilder] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        live_positions: LiveBooks | None = None,
     ) -> None:
+        """``live_positions``: where the notification hub registers its account streamers'
+        position books (default: the process's ``SHARED_BOOKS``, as the hub's default)."""
         self._db = db
         self._guilds = guilds
         self._brokers = brokers
@@ -179,7 +190,7 @@ class OrderDesk:
         self._pending: dict[str, _Pending] = {}
         self._status_cache: dict[tuple[str, str], tuple[float, TradingStatus]] = {}
         self._status_refreshing: set[tuple[str, str]] = set()
-        self.positions = PositionBook(db, monotonic=monotonic)
+        self.positions = PositionBook(db, monotonic=monotonic, live=live_positions)
         self._background: set[asyncio.Task[None]] = set()
 
     # -- preview ---------------------------------------------------------------------------
@@ -204,15 +215,21 @@ class OrderDesk:
             raise ServiceError(exc.message) from None
         params = chase_params(settings, ticket)
         context = await self._brokers.context(request.guild_id)
-        built = await self._build(context, ticket)
+        built, decided_on, from_book = await self._build(context, ticket)
+        preview = await self._dry_run(context, built)
+        if from_book and _holdings_disputed(preview):
+            # The exchange says the live book is wrong about what is held (it missed a
+            # message): decide again from a REST read, which also corrects the book.
+            self.positions.distrust(context, list(decided_on))
+            built, decided_on, _ = await self._build(context, ticket)
+            preview = await self._dry_run(context, built)
         violations = check_limits(at_chase_worst(built, params), guild_limits(settings))
         violations += check_trading_status(built, await self._trading_status(context))
-        preview = await self._dry_run(context, built)
         summary = self._summarise(request, settings, context, preview, params, violations)
         self._forget_old()
         if not summary.would_reject:
             self._pending[summary.preview_id] = _Pending(
-                summary, preview, context, ticket, params, request, self._monotonic()
+                summary, preview, context, ticket, params, request, self._monotonic(), decided_on
             )
         # Recorded off the reply path: the preview must not wait for a database write.
         self._later(
@@ -248,22 +265,42 @@ class OrderDesk:
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 
-    async def _build(self, context: BrokerContext, ticket: OrderTicket) -> BuiltOrder:
-        # A plain buy/sell is opening or closing depending on what is held *now*: a stale
-        # snapshot could turn a closing sell into a naked Sell to Open. Explicit BTO/STO/BTC/STC
-        # need no fresh read (the exchange validates closes strictly).
+    async def _build(
+        self, context: BrokerContext, ticket: OrderTicket
+    ) -> tuple[BuiltOrder, dict[str, Decimal], bool]:
+        """The built order, the held quantities its inferred open/close legs rest on, and
+        whether those came from the live book (no request).
+
+        A plain buy/sell is opening or closing depending on what is held *now*: a stale
+        snapshot could turn a closing sell into a naked Sell to Open, so it reads the live book
+        or the broker. Explicit BTO/STO/BTC/STC need neither (the exchange validates closes
+        strictly).
+        """
         fresh = any(leg.opening is None for leg in ticket.legs)
+        positions = _Remembered(await self.positions.source(context, fresh=fresh))
         try:
-            return await self.builder(context.environment).build(
-                context.session, ticket, await self.positions.source(context, fresh=fresh)
+            built = await self.builder(context.environment).build(
+                context.session, ticket, positions
             )
         except BuildError as exc:
             raise ServiceError(exc.message) from None
         except BrokerError as exc:
             raise ServiceError(f"The broker couldn't price this order: {exc.message}") from None
+        decided_on = {
+            leg.symbol: positions.held.get(leg.symbol, Decimal(0))
+            for asked, leg in zip(ticket.legs, built.legs, strict=True)
+            if asked.opening is None
+        }
+        return built, decided_on, positions.from_book
 
-    def positions_changed(self, environment: str, account_number: str) -> None:
-        self.positions.changed(environment, account_number)
+    def fill_seen(self, event: OrderFilled) -> None:
+        """A fill (from the streamer or the poller): positions on its legs changed."""
+        self.positions.filled(
+            event.context.environment,
+            event.account_number,
+            event.order_id,
+            [leg.symbol for leg in event.legs],
+        )
 
     def positions_synced(self, environment: str, account_number: str) -> None:
         self.positions.synced(environment, account_number)
@@ -391,7 +428,9 @@ class OrderDesk:
         violations = check_limits(at_chase_worst(built, pending.params), guild_limits(settings))
         if violations:
             raise ServiceError(str(GuardViolation(violations)))
-        del self._pending[summary.preview_id]
+        await self._check_positions_unchanged(pending)
+        if self._pending.pop(summary.preview_id, None) is None:
+            raise ConfirmationExpired(int(self.confirm_ttl))  # confirmed twice at once
         request = pending.request
         context = pending.context
         chase_request = ChaseRequest(
@@ -439,6 +478,29 @@ class OrderDesk:
             environment=context.environment,
         )
         return outcome, handle.chase_id
+
+    async def _check_positions_unchanged(self, pending: _Pending) -> None:
+        """Refuse when a position an inferred open/close was decided on changed since the
+        preview (nothing is sent); asks the live book, else the broker (one request)."""
+        if not pending.decided_on:
+            return
+        source = await self.positions.source(pending.context, fresh=True)
+        try:
+            held = await source.quantities(list(pending.decided_on))
+        except BrokerError as exc:
+            raise ServiceError(
+                f"Couldn't re-check your positions before placing ({exc.message}); nothing was "
+                "placed. Confirm again in a moment."
+            ) from None
+        for symbol, was in pending.decided_on.items():
+            now = held.get(symbol, Decimal(0))
+            if now != was:
+                self._pending.pop(pending.summary.preview_id, None)
+                raise PreviewMismatch(
+                    f"Your {symbol.strip()} position changed since the preview (was "
+                    f"{_quantity(was)}, now {_quantity(now)}); nothing was placed. Send the "
+                    "command again."
+                )
 
     async def placement_for_key(self, key: str) -> str | None:
         """The order a command key already placed (None if it placed nothing)."""
@@ -643,6 +705,35 @@ def at_chase_worst(built: BuiltOrder, params: ChaseParams) -> BuiltOrder:
     if abs(natural) <= abs(built.price):
         return built
     return dataclasses.replace(built, price=natural)
+
+
+class _Remembered:
+    """A `PositionSource` that keeps what it answered (the quantities a build decided on)."""
+
+    def __init__(self, inner: PositionSource) -> None:
+        self._inner = inner
+        self.held: Mapping[str, Decimal] = {}
+
+    async def quantities(self, symbols: Sequence[str]) -> Mapping[str, Decimal]:
+        self.held = await self._inner.quantities(symbols)
+        return self.held
+
+    @property
+    def from_book(self) -> bool:
+        return isinstance(self._inner, LivePositions) and self._inner.from_book
+
+
+#: Dry-run errors meaning "you don't hold what this close assumes" (strict validation).
+_HOLDINGS_DISPUTED = frozenset({"closing_with_no_position", "closing_quantity_exceeds_position"})
+
+
+def _holdings_disputed(preview: OrderPreview) -> bool:
+    return any(error.code in _HOLDINGS_DISPUTED for error in preview.errors)
+
+
+def _quantity(value: Decimal) -> str:
+    """A signed quantity as a person writes it (100, -2, 0.5)."""
+    return f"{value.normalize():f}" if value else "0"
 
 
 def _working(order: PlacedOrder) -> bool:
