@@ -188,3 +188,16 @@ def test_books_are_found_only_by_the_session_that_feeds_them() -> None:
     books.close(book)
     assert books.find(ours, "paper", "5WT00001") is None
     assert not book.live
+
+
+def test_a_distrusted_symbol_waits_for_a_later_message_or_read() -> None:
+    book = live_book(update("SPY", "1", 1), update("QQQ", "2", 1))
+    book.distrust(["SPY"])  # the exchange said there is nothing to close
+    assert book.quantities(["SPY"]) is None
+    assert book.quantities(["QQQ"]) == {"QQQ": D(2)}
+    token = book.begin_read()
+    book.read([update("QQQ", "2", 1)], token)
+    assert book.quantities(["SPY", "QQQ"]) == {"QQQ": D(2)}
+    book.distrust(["QQQ"])
+    book.apply(update("QQQ", "3", 2))
+    assert book.quantities(["QQQ"]) == {"QQQ": D(3)}
