@@ -11,12 +11,12 @@ import json
 import re
 import sqlite3
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from storage import codec
-from storage.errors import InvalidValueError
+from storage.errors import InvalidValueError, StorageError
 
 if TYPE_CHECKING:
     from storage.database import Database
@@ -56,10 +56,49 @@ class AuditEntry:
     details: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class AuditNote:
+    """An entry to append as part of a larger unit of work (see `storage.submissions`)."""
+
+    event: str
+    guild_id: int | None = None
+    user_id: int | None = None
+    environment: str | None = None
+    command: str | None = None
+    idempotency_key: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
 _INSERT_COLUMNS: Final = (
     "recorded_at, guild_id, user_id, environment, command, event, idempotency_key, details"
 )
 _COLUMNS: Final = f"id, {_INSERT_COLUMNS}"
+_INSERT_SQL: Final = f"INSERT INTO audit_log ({_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def audit_row(note: AuditNote, now: str) -> tuple[object, ...]:
+    """The validated, secret-scrubbed parameters of `insert_entry`; `now` is an encoded
+    timestamp (``codec.ts``)."""
+    if not note.event:
+        raise InvalidValueError("audit event name must not be empty")
+    return (
+        now,
+        note.guild_id,
+        note.user_id,
+        None if note.environment is None else codec.environment(note.environment),
+        note.command,
+        note.event,
+        note.idempotency_key,
+        codec.to_json(scrub(dict(note.details))),
+    )
+
+
+def insert_entry(raw: sqlite3.Connection, row: tuple[object, ...]) -> int:
+    """Append an entry (inside a unit of work); return its id."""
+    entry_id = raw.execute(_INSERT_SQL, row).lastrowid
+    if entry_id is None:
+        raise StorageError("the audit insert did not produce a row id")
+    return entry_id
 
 
 def _entry(row: sqlite3.Row) -> AuditEntry:
@@ -91,22 +130,18 @@ class AuditRepository:
         idempotency_key: str | None = None,
         details: Mapping[str, Any] | None = None,
     ) -> int:
-        """Append an entry (details scrubbed of secrets); return its id."""
-        if not event:
-            raise InvalidValueError("audit event name must not be empty")
-        return await self._db.insert(
-            f"INSERT INTO audit_log ({_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                codec.ts(self._db.clock(), "now"),
-                guild_id,
-                user_id,
-                None if environment is None else codec.environment(environment),
-                command,
-                event,
-                idempotency_key,
-                codec.to_json(scrub(dict(details or {}))),
-            ),
+        """Append an entry (details scrubbed of secrets); return its id (one round trip)."""
+        note = AuditNote(
+            event,
+            guild_id=guild_id,
+            user_id=user_id,
+            environment=environment,
+            command=command,
+            idempotency_key=idempotency_key,
+            details=details or {},
         )
+        row = audit_row(note, codec.ts(self._db.clock(), "now"))
+        return await self._db.run_on_connection(lambda raw: insert_entry(raw, row))
 
     async def recent(self, guild_id: int, limit: int = 50) -> list[AuditEntry]:
         """The guild's latest entries, newest first."""

@@ -3,7 +3,9 @@
 A chase belongs to one command (unique idempotency key). Prices are magnitudes; the
 chase's ``price_effect`` (Debit/Credit) carries the sign. Every order of the replace chain
 is a row in ``chase_orders``; `record_replacement` adds a link and advances the chase in
-one transaction, so the chain and the chase never disagree.
+one transaction, so the chain and the chase never disagree. `create` and `placement` are
+one worker round trip each; `storage.submissions` composes the statement functions here
+(`prepare_chase`, `insert_chase`, `insert_link`, `advance_placed`) into larger transactions.
 
 Status moves: ``working`` -> any other status; ``left_working`` (the last order was left
 as a DAY order) -> filled | cancelled; ``halted`` -> filled | cancelled | left_working;
@@ -47,6 +49,10 @@ _NEXT: Final[dict[str, frozenset[str]]] = {
     # surface; the chase engine then adopts it instead of leaving it orphaned.
     "not_placed": frozenset({"left_working", "filled", "cancelled"}),
     "failed": frozenset({"left_working", "filled", "cancelled"}),
+}
+#: status -> the statuses a chase may move to it from (derived from _NEXT, never edited).
+_PREVIOUS: Final[dict[str, tuple[str, ...]]] = {
+    status: tuple(before for before in STATUSES if status in _NEXT[before]) for status in STATUSES
 }
 
 
@@ -126,6 +132,126 @@ _INSERT_COLUMNS: Final = (
     "tick_schedule_json, created_at, updated_at"
 )
 _COLUMNS: Final = f"id, {_INSERT_COLUMNS}"
+_INSERT_SQL: Final = (
+    f"INSERT INTO chases ({_INSERT_COLUMNS}) VALUES "
+    "(?, ?, ?, ?, ?, ?, ?, 'working', ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_LINK_SQL: Final = (
+    "INSERT INTO chase_orders (chase_id, order_id, replaces_order_id, step, price, "
+    "created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (chase_id, order_id) DO NOTHING"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ChasePlacement:
+    """What a command's chase has placed, read in one SELECT (`ChasesRepository.placement`)."""
+
+    chase_id: int
+    status: str  # the row status
+    current_order_id: int | None
+    last_linked_order_id: int | None  # the chain's last order in step order, if any
+    outcome_details: dict[str, Any] | None  # details of the latest outcome audit entry
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedChase:
+    """A validated `NewChase` as statement parameters (`prepare_chase`)."""
+
+    row: tuple[object, ...]
+    first_order_id: int | None
+    start: str
+    now: str
+
+
+def prepare_chase(new: NewChase, now: str) -> PreparedChase:
+    """Validate `new` and encode it for `insert_chase` (before the worker round trip)."""
+    _validate_new(new)
+    start = codec.non_negative(new.start_price, "start_price")
+    row = (
+        new.idempotency_key,
+        new.guild_id,
+        new.channel_id,
+        new.author_id,
+        codec.environment(new.environment),
+        new.account_number,
+        new.ticket_json,
+        new.current_order_id,
+        new.max_steps,
+        new.ticks_per_step,
+        float(new.interval_seconds),
+        new.price_effect,
+        start,
+        start,
+        codec.non_negative_opt(new.natural_price, "natural_price"),
+        new.tick_schedule_json,
+        now,
+        now,
+    )
+    return PreparedChase(row, new.current_order_id, start, now)
+
+
+def insert_chase(raw: sqlite3.Connection, chase: PreparedChase) -> int:
+    """Insert a working chase (and its first link, if it has an order) inside a unit of
+    work; return its id. A second chase for the same key raises (DuplicateError)."""
+    chase_id = raw.execute(_INSERT_SQL, chase.row).lastrowid
+    if chase_id is None:
+        raise StorageError("the chase insert did not produce a row id")
+    if chase.first_order_id is not None:
+        insert_link(raw, chase_id, chase.first_order_id, None, 0, chase.start, chase.now)
+    return chase_id
+
+
+def insert_link(
+    raw: sqlite3.Connection,
+    chase_id: int,
+    order_id: int,
+    replaces_order_id: int | None,
+    step: int,
+    price: str,
+    now: str,
+) -> None:
+    """Record one order of a chain inside a unit of work (idempotent per order id)."""
+    if step < 0:
+        raise InvalidValueError(f"step must be >= 0 (got {step})")
+    raw.execute(_INSERT_LINK_SQL, (chase_id, order_id, replaces_order_id, step, price, now))
+
+
+def advance_placed(
+    raw: sqlite3.Connection,
+    chase_id: int,
+    *,
+    status: str,
+    order_id: int,
+    steps_done: int,
+    last_price: str,
+    now: str,
+) -> None:
+    """Point a chase at its placed order and set its status, inside a unit of work: one
+    UPDATE whose WHERE clause admits only the allowed status moves (a refused move, or a
+    missing chase, raises after a read that says why)."""
+    _check_status(status)
+    if steps_done < 0:
+        raise InvalidValueError(f"steps done must be >= 0 (got {steps_done})")
+    allowed = (status, *_PREVIOUS[status])
+    marks = ", ".join("?" for _ in allowed)
+    changed = raw.execute(
+        "UPDATE chases SET status = ?, current_order_id = ?, steps_done = ?, last_price = ?, "
+        f"updated_at = ? WHERE id = ? AND status IN ({marks})",
+        (status, order_id, steps_done, last_price, now, chase_id, *allowed),
+    ).rowcount
+    if changed:
+        return
+    row = raw.execute("SELECT status FROM chases WHERE id = ?", (chase_id,)).fetchone()
+    if row is None:
+        raise NotFoundError(f"chase {chase_id} does not exist")
+    raise StorageError(f"chase {chase_id} cannot go from {row[0]} to {status}")
+
+
+def _check_status(status: str) -> None:
+    if status not in STATUSES:
+        raise InvalidValueError(
+            f"unknown chase status {status!r}; use one of {', '.join(STATUSES)}"
+        )
 
 
 def _chase(row: sqlite3.Row) -> Chase:
@@ -195,37 +321,16 @@ class ChasesRepository:
 
     async def create(self, new: NewChase) -> Chase:
         """Persist a new working chase; a second chase for the same key is a DuplicateError."""
-        _validate_new(new)
-        now = codec.ts(self._db.clock(), "now")
-        start = codec.non_negative(new.start_price, "start_price")
-        async with self._db.transaction():
-            chase_id = await self._db.insert(
-                f"INSERT INTO chases ({_INSERT_COLUMNS}) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, 'working', ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    new.idempotency_key,
-                    new.guild_id,
-                    new.channel_id,
-                    new.author_id,
-                    codec.environment(new.environment),
-                    new.account_number,
-                    new.ticket_json,
-                    new.current_order_id,
-                    new.max_steps,
-                    new.ticks_per_step,
-                    float(new.interval_seconds),
-                    new.price_effect,
-                    start,
-                    start,
-                    codec.non_negative_opt(new.natural_price, "natural_price"),
-                    new.tick_schedule_json,
-                    now,
-                    now,
-                ),
-            )
-            if new.current_order_id is not None:
-                await self._insert_link(chase_id, new.current_order_id, None, 0, start, now)
-            return await self.require(chase_id)
+        prepared = prepare_chase(new, codec.ts(self._db.clock(), "now"))
+
+        def create(raw: sqlite3.Connection) -> sqlite3.Row:
+            chase_id = insert_chase(raw, prepared)
+            row: sqlite3.Row = raw.execute(
+                f"SELECT {_COLUMNS} FROM chases WHERE id = ?", (chase_id,)
+            ).fetchone()
+            return row
+
+        return _chase(await self._db.run_transaction(create))
 
     async def get(self, chase_id: int) -> Chase | None:
         row = await self._db.fetch_one(f"SELECT {_COLUMNS} FROM chases WHERE id = ?", (chase_id,))
@@ -242,6 +347,29 @@ class ChasesRepository:
             f"SELECT {_COLUMNS} FROM chases WHERE idempotency_key = ?", (idempotency_key,)
         )
         return None if row is None else _chase(row)
+
+    async def placement(self, idempotency_key: str, *, outcome_event: str) -> ChasePlacement | None:
+        """The key's chase, its current and last linked order and the details of its latest
+        `outcome_event` audit entry: one SELECT (on every trading command, to recognise a
+        re-delivered message). None when no chase has this key."""
+        row = await self._db.fetch_one(
+            "SELECT c.id, c.status, c.current_order_id, "
+            "(SELECT o.order_id FROM chase_orders o WHERE o.chase_id = c.id "
+            "ORDER BY o.step DESC, o.created_at DESC, o.order_id DESC LIMIT 1), "
+            "(SELECT a.details FROM audit_log a WHERE a.idempotency_key = c.idempotency_key "
+            "AND a.event = ? ORDER BY a.id DESC LIMIT 1) "
+            "FROM chases c WHERE c.idempotency_key = ?",
+            (outcome_event, idempotency_key),
+        )
+        if row is None:
+            return None
+        return ChasePlacement(
+            chase_id=row[0],
+            status=row[1],
+            current_order_id=row[2],
+            last_linked_order_id=row[3],
+            outcome_details=None if row[4] is None else json.loads(row[4]),
+        )
 
     async def by_order(self, environment: str, order_id: int) -> Chase | None:
         """The chase that placed `order_id` (any link of its chain)."""
@@ -275,10 +403,7 @@ class ChasesRepository:
         """
         wanted = list(dict.fromkeys(statuses))
         for status in wanted:
-            if status not in STATUSES:
-                raise InvalidValueError(
-                    f"unknown chase status {status!r}; use one of {', '.join(STATUSES)}"
-                )
+            _check_status(status)
         if not wanted:
             return []
         marks = ", ".join("?" for _ in wanted)
@@ -306,10 +431,7 @@ class ChasesRepository:
             chase = await self.require(chase_id)
             values: dict[str, object] = {}
             if not isinstance(status, _Unset):
-                if status not in STATUSES:
-                    raise InvalidValueError(
-                        f"unknown chase status {status!r}; use one of {', '.join(STATUSES)}"
-                    )
+                _check_status(status)
                 if status != chase.status and status not in _NEXT[chase.status]:
                     raise StorageError(
                         f"chase {chase_id} cannot go from {chase.status} to {status}"
@@ -401,10 +523,6 @@ class ChasesRepository:
         price: str,
         now: str,
     ) -> None:
-        if step < 0:
-            raise InvalidValueError(f"step must be >= 0 (got {step})")
-        await self._db.execute(
-            "INSERT INTO chase_orders (chase_id, order_id, replaces_order_id, step, price, "
-            "created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (chase_id, order_id) DO NOTHING",
-            (chase_id, order_id, replaces_order_id, step, price, now),
+        await self._db.run_on_connection(
+            lambda raw: insert_link(raw, chase_id, order_id, replaces_order_id, step, price, now)
         )

@@ -18,6 +18,12 @@ Design:
 - **Migrations** run at open (`storage.migrate`).
 - **Page writes** (`insert_rows`) send many rows per INSERT statement instead of an
   ``executemany`` (which hands the GIL back and forth on every row; see `storage.bulk`).
+- **One worker round trip per unit of work.** Every statement awaited through aiosqlite is a
+  hop to its worker thread and back (~0.2-0.4 ms). `run_transaction(work)` runs a synchronous
+  function against the raw connection on that thread inside BEGIN IMMEDIATE ... COMMIT, so a
+  multi-statement write costs one hop; `run_on_connection(work)` does the same without a
+  transaction of its own (one statement, or a statement plus the read that explains why it
+  changed nothing). Repositories build such functions from their own SQL.
 
 Repositories (``db.orders``, ``db.positions``...) hold all SQL; callers never write SQL.
 """
@@ -31,6 +37,7 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from itertools import chain
 from pathlib import Path
 from types import TracebackType
@@ -52,12 +59,16 @@ from storage.idempotency import IdempotencyRepository
 from storage.migrate import apply_migrations, load_migrations, schema_version
 from storage.orders import OrdersRepository
 from storage.positions import PositionsRepository
+from storage.submissions import SubmissionsRepository
 from storage.sync import SyncRepository
 from storage.transactions import TransactionsRepository
 
 _T = TypeVar("_T")
 Clock = Callable[[], datetime]
 Params = Sequence[Any]
+#: A unit of work for one worker round trip: called on aiosqlite's thread with the raw
+#: connection. It must not touch the event loop or await anything.
+Work = Callable[[sqlite3.Connection], _T]
 
 DEFAULT_BUSY_TIMEOUT_SECONDS: Final = 5.0
 _MIN_SQLITE: Final = (3, 37, 0)  # STRICT tables
@@ -117,6 +128,7 @@ class Database:
         self.audit = AuditRepository(self)
         self.chases = ChasesRepository(self)
         self.fill_events = FillEventsRepository(self)
+        self.submissions = SubmissionsRepository(self)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -270,6 +282,37 @@ class Database:
                 self._depth = 0
                 self._on_commit.clear()
 
+    async def run_transaction(self, work: Work[_T]) -> _T:
+        """Run `work(connection)` atomically in one worker round trip; return its result.
+
+        On its own: BEGIN IMMEDIATE, `work`, COMMIT, all queued to the worker thread as one
+        call (ROLLBACK there on any exception, which is then raised here; sqlite errors map
+        to `StorageError`/`DuplicateError` as for every statement). Inside a running
+        `transaction()` it joins that transaction as a savepoint (same hop count: an
+        exception in `work` undoes just its part, and the caller's commit or rollback
+        decides the rest).
+
+        Cancellation: a cancelled await does not stop the worker. Once queued, `work`
+        runs to its end and its transaction commits or rolls back as a whole; the caller
+        merely does not learn which (read the rows again to find out). Later statements
+        queue behind it, so nothing interleaves with it.
+        """
+        joining = self._held_here() and self._depth > 0
+        async with self._exclusive() as conn:
+            return await _guarded(
+                _on_worker(conn, partial(_savepoint_work if joining else _transaction_work, work))
+            )
+
+    async def run_on_connection(self, work: Work[_T]) -> _T:
+        """Run `work(connection)` in one worker round trip, in no transaction of its own.
+
+        For one statement (atomic by itself), optionally followed by reads (e.g. why an
+        UPDATE matched no row); inside `transaction()` it is part of that transaction.
+        Errors and cancellation as for `run_transaction`.
+        """
+        async with self._exclusive() as conn:
+            return await _guarded(_on_worker(conn, work))
+
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Call `callback` (which must not raise) once the running transaction commits.
 
@@ -314,25 +357,12 @@ class Database:
     # ---------------------------------------------------------------- statements
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        """Run one statement; return the number of rows it changed."""
-        async with self._exclusive() as conn:
-            cursor = await _guarded(conn.execute(sql, params))
-            try:
-                return cursor.rowcount
-            finally:
-                await cursor.close()
+        """Run one statement; return the number of rows it changed (one round trip)."""
+        return await self.run_on_connection(lambda raw: _changed_rows(raw, sql, params))
 
     async def insert(self, sql: str, params: Params = ()) -> int:
-        """Run an INSERT; return the new row id."""
-        async with self._exclusive() as conn:
-            cursor = await _guarded(conn.execute(sql, params))
-            try:
-                rowid = cursor.lastrowid
-            finally:
-                await cursor.close()
-        if rowid is None:
-            raise StorageError("insert did not produce a row id")
-        return rowid
+        """Run an INSERT; return the new row id (one round trip)."""
+        return await self.run_on_connection(lambda raw: _insert_row(raw, sql, params))
 
     async def execute_many(self, sql: str, rows: Iterable[Params]) -> int:
         """Run one statement for every parameter row (one round trip); return rows changed."""
@@ -417,6 +447,58 @@ async def _configure(conn: aiosqlite.Connection, busy_timeout: float) -> None:
     await _run(conn, "PRAGMA synchronous = NORMAL")
 
 
+async def _on_worker(conn: aiosqlite.Connection, work: Work[_T]) -> _T:
+    """Queue `work(raw connection)` on aiosqlite's worker thread: one round trip.
+
+    aiosqlite 0.22 has no public way to run a callable on its thread; `Connection._execute`
+    is the queueing primitive every public call goes through (it puts the call on the
+    worker's queue and awaits its future). `tests/integration/storage/test_one_hop.py`
+    fails loudly if a new aiosqlite changes that. The raw connection is only touched on
+    the worker thread, the one it was created on.
+    """
+    result: _T = await conn._execute(lambda: work(conn._conn))  # type: ignore[no-untyped-call]
+    return result
+
+
+_HOP_SAVEPOINT: Final = "tt_hop"
+
+
+def _transaction_work(work: Work[_T], raw: sqlite3.Connection) -> _T:
+    raw.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(raw)
+        raw.execute("COMMIT")
+    except BaseException:
+        if raw.in_transaction:  # a failed COMMIT may already have ended it
+            raw.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _savepoint_work(work: Work[_T], raw: sqlite3.Connection) -> _T:
+    raw.execute(f"SAVEPOINT {_HOP_SAVEPOINT}")
+    try:
+        result = work(raw)
+    except BaseException:
+        raw.execute(f"ROLLBACK TO {_HOP_SAVEPOINT}")
+        raw.execute(f"RELEASE {_HOP_SAVEPOINT}")
+        raise
+    raw.execute(f"RELEASE {_HOP_SAVEPOINT}")
+    return result
+
+
+def _changed_rows(raw: sqlite3.Connection, sql: str, params: Params) -> int:
+    return raw.execute(sql, params).rowcount
+
+
+def _insert_row(raw: sqlite3.Connection, sql: str, params: Params) -> int:
+    """Run an INSERT on the raw connection; return the new row id."""
+    rowid = raw.execute(sql, params).lastrowid
+    if rowid is None:
+        raise StorageError("insert did not produce a row id")
+    return rowid
+
+
 async def _run(conn: aiosqlite.Connection, sql: str) -> None:
     # execute_fetchall is one worker round trip (the cursor is closed on the worker);
     # execute + close would be two, and BEGIN/COMMIT run for every page written.
@@ -447,15 +529,19 @@ async def _guarded(awaitable: Awaitable[_T]) -> _T:
     """Await a driver call, turning sqlite errors into StorageError subclasses."""
     try:
         return await awaitable
-    except sqlite3.IntegrityError as exc:
+    except sqlite3.Error as exc:
+        raise _storage_error(exc) from exc
+
+
+def _storage_error(exc: sqlite3.Error) -> StorageError:
+    if isinstance(exc, sqlite3.IntegrityError):
         message = str(exc)
         if message.startswith("UNIQUE constraint failed"):
-            raise DuplicateError(message) from exc
+            return DuplicateError(message)
         if "FOREIGN KEY" in message:
-            raise StorageError(
+            return StorageError(
                 f"{message}: the referenced row (guild settings, account or order) must be "
                 "stored first"
-            ) from exc
-        raise StorageError(message) from exc
-    except sqlite3.Error as exc:
-        raise StorageError(f"database error: {exc}") from exc
+            )
+        return StorageError(message)
+    return StorageError(f"database error: {exc}")
