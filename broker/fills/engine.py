@@ -8,8 +8,10 @@ to move it ``ticks`` ticks toward the far side, never beyond the current natural
 
 Safety contract:
 * **Idempotency.** The caller's key (Discord message/interaction id) is claimed and the chase
-  row is written *before* the order is sent; a re-delivered or edited command finds the claim
-  and gets the existing chase back (``handle.duplicate``), never a second order.
+  row is written *before* the order is sent, in one transaction that leaves the key
+  ``submitted`` (so a crash at any later point is reconciled with the broker on restart,
+  never resent); a re-delivered or edited command finds the claim and gets the existing
+  chase back (``handle.duplicate``), never a second order.
 * **No blind resubmission.** A submission or replace that times out or loses its connection
   is reconciled against the account's live orders (``external-identifier`` = the key, else
   legs + quantity + price + time window) before anything else; if it is there it is adopted,
@@ -218,16 +220,6 @@ class ChaseEngine:
         store = self._services.store
         context = request.context
         self.register_session(context.environment, request.account_number, request.session)
-        won = await store.claim_key(
-            request.idempotency_key,
-            guild_id=context.guild_id,
-            user_id=context.author_id or 0,
-            command_text=request.command_text,
-            environment=context.environment,
-            account_number=request.account_number,
-        )
-        if not won:
-            return await self._duplicate(request)
         record = ChaseRecord(
             id=0,
             idempotency_key=request.idempotency_key,
@@ -241,7 +233,23 @@ class ChaseEngine:
             natural_at_submission=order.natural,
             created_at=self._services.clock.now(),
         )
-        record.id = await store.create(record)
+        # The only database round trip before the order is sent: key claimed (left
+        # "submitted"), chase row and its audit entry, all in one transaction.
+        chase_id = await store.begin_submission(
+            record,
+            command_text=request.command_text,
+            details={
+                "start_price": str(start),
+                "natural": str(order.natural),
+                "mid": str(order.mid),
+                "max_steps": request.params.max_steps,
+                "ticks": request.params.ticks,
+                "interval_s": request.params.interval_s,
+            },
+        )
+        if chase_id is None:
+            return await self._duplicate(request)
+        record.id = chase_id
         # Registered at once (no await in between), so a halt that lists this chase finds it.
         run = self._start(record, request.session, resume=False)
         return ChaseHandle(record.id, run.result)

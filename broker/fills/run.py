@@ -190,19 +190,7 @@ class ChaseRun:
         return result
 
     async def _run_new(self) -> ChaseResult:
-        record = self.record
-        await self.services.store.audit(
-            record,
-            "chase_created",
-            {
-                "start_price": str(record.start_price),
-                "natural": str(record.order.natural),
-                "mid": str(record.order.mid),
-                "max_steps": record.params.max_steps,
-                "ticks": record.params.ticks,
-                "interval_s": record.params.interval_s,
-            },
-        )
+        # The key, the chase row and its chase_created entry are already stored (submitted).
         refused = await self._refuse_before_sending()
         if refused is not None:
             return await self._conclude(ChaseStatus.NOT_PLACED, refused)
@@ -259,7 +247,6 @@ class ChaseRun:
         except OrderDrift as exc:
             self.log.error("confirmed_order_drift", error=str(exc))
             return await self._conclude(ChaseStatus.NOT_PLACED, f"not placed: {exc}")
-        await self.services.store.mark_key(key, "submitted")
         self.log.info("chase_submitting", price=str(record.start_price))
         try:
             placed = await self.ops.place(order)
@@ -323,17 +310,8 @@ class ChaseRun:
             record.last_price = placed.price
         # A late arrival is not chased any more: it is left working as it is.
         record.status = ChaseStatus.LEFT_WORKING if late else ChaseStatus.WORKING
-        store = self.services.store
-        await store.add_link(
-            record.id,
-            order_id=placed.id,
-            replaces_order_id=None,
-            step=0,
-            price=record.last_price,
-        )
-        await store.save(record)
-        await store.mark_key(record.idempotency_key, "placed", order_id=placed.id)
-        await store.audit(record, "order_placed", {"order_id": placed.id, "adopted": adopted})
+        # Link, chase row, key "placed" and the audit entry: one transaction.
+        await self.services.store.record_placement(record, order_id=placed.id, adopted=adopted)
         self.services.publish(
             OrderPlaced(
                 context=record.context,

@@ -39,7 +39,8 @@ from broker.fills.store import KeyStatus
 from broker.orders.pricing import signed_price
 
 if TYPE_CHECKING:
-    from storage.chases import Chase
+    from storage.audit import AuditNote
+    from storage.chases import Chase, NewChase
     from storage.database import Database
 
 __all__ = ["SqliteChaseStore"]
@@ -84,6 +85,8 @@ def _engine_status(row_status: str, current_order_id: int | None) -> ChaseStatus
             return ChaseStatus.CANCELLED
 
 
+_PLACEMENT_STATUSES = frozenset({ChaseStatus.WORKING, ChaseStatus.LEFT_WORKING})
+
 _ROW_STATUSES: dict[ChaseStatus, frozenset[str]] = {
     ChaseStatus.SUBMITTING: frozenset({"working"}),
     ChaseStatus.WORKING: frozenset({"working"}),
@@ -104,63 +107,59 @@ class SqliteChaseStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    # -- idempotency ----------------------------------------------------------------------
+    # -- submission ------------------------------------------------------------------------
 
-    async def claim_key(
-        self,
-        key: str,
-        *,
-        guild_id: int,
-        user_id: int,
-        command_text: str,
-        environment: str,
-        account_number: str,
-    ) -> bool:
-        claim = await self._db.idempotency.claim(
-            key,
-            guild_id=guild_id,
-            user_id=user_id,
+    async def begin_submission(
+        self, record: ChaseRecord, *, command_text: str, details: dict[str, object]
+    ) -> int | None:
+        return await self._db.submissions.open(
+            _new_chase(record),
             command_text=command_text,
-            environment=environment,
-            account_number=account_number,
+            created=self._note(record, "chase_created", details),
         )
-        return claim.won
+
+    async def record_placement(self, record: ChaseRecord, *, order_id: int, adopted: bool) -> None:
+        if record.status not in _PLACEMENT_STATUSES:
+            raise ValueError(
+                f"a placement leaves a chase working or left working, not {record.status}"
+            )
+        await self._db.submissions.record_placement(
+            record.id,
+            idempotency_key=record.idempotency_key,
+            order_id=order_id,
+            price=abs(record.last_price),
+            status=_row_status(record.status, has_chain=True, current_row_status="working"),
+            steps_done=min(record.steps_done, record.params.max_steps),
+            placed=self._note(
+                record,
+                "order_placed",
+                {"chase_id": record.id, "order_id": order_id, "adopted": adopted},
+            ),
+        )
+
+    async def placed_order_for_key(self, key: str) -> int | None:
+        found = await self._db.chases.placement(key, outcome_event=_CONCLUDED_EVENT)
+        if found is None:
+            return None
+        has_chain = found.last_linked_order_id is not None
+        status = _engine_status(found.status, found.current_order_id)
+        outcome = _outcome_status(found.outcome_details)
+        if outcome is not None and _outcome_applies(outcome, found.status, has_chain=has_chain):
+            status = outcome
+        # Same rule as a ChaseRecord's: the current order, else the chain's last one.
+        order_id = found.current_order_id or found.last_linked_order_id
+        if order_id is None or status is ChaseStatus.NOT_PLACED:
+            return None
+        return order_id
+
+    # -- idempotency ----------------------------------------------------------------------
 
     async def mark_key(
         self, key: str, status: KeyStatus, *, order_id: int | None = None, detail: str = ""
     ) -> None:
-        current = await self._db.idempotency.get(key)
-        if current is None or current.status == status:
-            return
-        if current.status in ("placed", "not_placed", "failed"):
-            return  # resolved keys never move again
-        await self._db.idempotency.mark(key, status, order_id=order_id, detail=detail or None)
+        await self._db.idempotency.advance(key, status, order_id=order_id, detail=detail or None)
 
     # -- chases -----------------------------------------------------------------------------
-
-    async def create(self, record: ChaseRecord) -> int:
-        from storage.chases import NewChase
-
-        context = record.context
-        chase = await self._db.chases.create(
-            NewChase(
-                idempotency_key=record.idempotency_key,
-                guild_id=context.guild_id,
-                channel_id=context.channel_id or 0,
-                author_id=context.author_id or 0,
-                environment=context.environment,
-                account_number=record.account_number,
-                ticket_json=json.dumps(_ticket(record)),
-                price_effect=record.order.effect.value,
-                start_price=abs(record.start_price),
-                max_steps=record.params.max_steps,
-                ticks_per_step=record.params.ticks,
-                interval_seconds=record.params.interval_s,
-                natural_price=abs(record.natural_at_submission),
-                tick_schedule_json=json.dumps(_ticket(record)["order"]["schedule"]),
-            )
-        )
-        return chase.chase_id
 
     async def save(self, record: ChaseRecord) -> None:
         current = await self._db.chases.require(record.id)
@@ -209,14 +208,29 @@ class SqliteChaseStore:
         return [r for r in records if r.status in statuses]
 
     async def audit(self, record: ChaseRecord, event: str, details: dict[str, object]) -> None:
+        note = self._note(record, event, {"chase_id": record.id, **details})
         await self._db.audit.record(
+            note.event,
+            guild_id=note.guild_id,
+            user_id=note.user_id,
+            environment=note.environment,
+            command=note.command,
+            idempotency_key=note.idempotency_key,
+            details=note.details,
+        )
+
+    @staticmethod
+    def _note(record: ChaseRecord, event: str, details: dict[str, object]) -> AuditNote:
+        from storage.audit import AuditNote
+
+        return AuditNote(
             event,
             guild_id=record.guild_id,
             user_id=record.context.author_id,
             environment=record.environment,
             command="chase",
             idempotency_key=record.idempotency_key,
-            details={"chase_id": record.id, **details},
+            details=details,
         )
 
     # -- mapping ---------------------------------------------------------------------------
@@ -240,14 +254,10 @@ class SqliteChaseStore:
             # The audit log keeps the detailed outcome; use it while it agrees with the row
             # (a left-working chase may have filled or been cancelled since).
             outcome = await self._outcome(chase.idempotency_key)
-            if outcome is not None:
-                mapped = _row_status(
-                    outcome[0], has_chain=bool(links), current_row_status="working"
-                )
-                if mapped == chase.status or (
-                    outcome[0] is ChaseStatus.HALTED and chase.status == "cancelled"
-                ):
-                    status, message = outcome
+            if outcome is not None and _outcome_applies(
+                outcome[0], chase.status, has_chain=bool(links)
+            ):
+                status, message = outcome
         return ChaseRecord(
             id=chase.chase_id,
             idempotency_key=chase.idempotency_key,
@@ -273,12 +283,50 @@ class SqliteChaseStore:
     async def _outcome(self, key: str) -> tuple[ChaseStatus, str] | None:
         for entry in reversed(await self._db.audit.for_key(key)):
             if entry.event == _CONCLUDED_EVENT:
-                details = entry.details
-                try:
-                    return ChaseStatus(details["status"]), str(details.get("message", ""))
-                except (KeyError, ValueError):
+                status = _outcome_status(entry.details)
+                if status is None:
                     return None
+                return status, str(entry.details.get("message", ""))
         return None
+
+
+def _outcome_status(details: dict[str, Any] | None) -> ChaseStatus | None:
+    """The status recorded in a ``chase_concluded`` entry (None if absent or unreadable)."""
+    if details is None:
+        return None
+    try:
+        return ChaseStatus(details["status"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _outcome_applies(outcome: ChaseStatus, row_status: str, *, has_chain: bool) -> bool:
+    """Whether the recorded outcome still describes the row (else the row's status wins)."""
+    mapped = _row_status(outcome, has_chain=has_chain, current_row_status="working")
+    return mapped == row_status or (outcome is ChaseStatus.HALTED and row_status == "cancelled")
+
+
+def _new_chase(record: ChaseRecord) -> NewChase:
+    from storage.chases import NewChase
+
+    context = record.context
+    ticket = _ticket(record)
+    return NewChase(
+        idempotency_key=record.idempotency_key,
+        guild_id=context.guild_id,
+        channel_id=context.channel_id or 0,
+        author_id=context.author_id or 0,
+        environment=context.environment,
+        account_number=record.account_number,
+        ticket_json=json.dumps(ticket),
+        price_effect=record.order.effect.value,
+        start_price=abs(record.start_price),
+        max_steps=record.params.max_steps,
+        ticks_per_step=record.params.ticks,
+        interval_seconds=record.params.interval_s,
+        natural_price=abs(record.natural_at_submission),
+        tick_schedule_json=json.dumps(ticket["order"]["schedule"]),
+    )
 
 
 def _signed(magnitude: Decimal, effect: PriceEffect) -> Decimal:
