@@ -26,6 +26,7 @@ from broker.fills.engine import ChaseEngine
 from broker.notify.hub import NotificationHub
 from broker.notify.tracker import FillTracker
 from broker.paper import PaperConfig, PaperExchange
+from broker.positions import LiveBooks
 from broker.secrets import Secret
 from broker.service import TradingService
 from broker.service.account import AccountViews
@@ -166,8 +167,14 @@ async def open_runtime(
         stack.push_async_callback(bus.close)
         # Notices are acknowledged by the Discord layer once posted (never lost in its queue).
         tracker = FillTracker(db, bus, clock=clock, explicit_ack=True)
+        # The streamers keep each account's positions live; the order desk reads them.
+        live_positions = LiveBooks()
         hub = NotificationHub(
-            tracker, bus, poll_interval_s=options.poll_interval_s, use_streamer=options.use_streamer
+            tracker,
+            bus,
+            poll_interval_s=options.poll_interval_s,
+            use_streamer=options.use_streamer,
+            positions=live_positions,
         )
         stack.push_async_callback(hub.close)
         guilds = GuildSettingsStore(
@@ -202,7 +209,13 @@ async def open_runtime(
             live_config_guild_ids=config.live_config_guild_ids,
         )
         orders = OrderDesk(
-            db, guilds, brokers, engine, now=now, confirm_ttl_seconds=options.confirm_ttl_seconds
+            db,
+            guilds,
+            brokers,
+            engine,
+            now=now,
+            confirm_ttl_seconds=options.confirm_ttl_seconds,
+            live_positions=live_positions,
         )
         views = AccountViews(
             db, builder=orders.builder, today=lambda: now().astimezone(EXCHANGE_TZ).date()

@@ -23,7 +23,7 @@ from broker.fills.engine import ChaseEngine
 from broker.notify.poller import OrderPoller
 from broker.notify.streamer import StreamerListener
 from broker.notify.tracker import FillTracker
-from broker.positions.live import SHARED_BOOKS, LiveBook, LiveBooks
+from broker.positions.live import LiveBook, LiveBooks
 from broker.session import BrokerSession
 
 __all__ = ["AccountWatch", "NotificationHub"]
@@ -57,8 +57,9 @@ class NotificationHub:
         positions: LiveBooks | None = None,
     ) -> None:
         self.tracker = tracker
-        #: Where each streamer's live position book is registered for the order desk.
-        self.positions = positions if positions is not None else SHARED_BOOKS
+        #: Where each streamer's live position book is registered; pass the order desk's
+        #: registry (`bot.runtime` does) so its open/close decisions can use them.
+        self.positions = positions if positions is not None else LiveBooks()
         self._events = events
         self._poll_interval_s = poll_interval_s
         self._use_streamer = use_streamer

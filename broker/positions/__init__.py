@@ -1,7 +1,6 @@
 """Account positions kept live from the account streamer (see ``broker.positions.live``)."""
 
 from broker.positions.live import (
-    SHARED_BOOKS,
     BookState,
     LiveBook,
     LiveBooks,
@@ -10,7 +9,6 @@ from broker.positions.live import (
 )
 
 __all__ = [
-    "SHARED_BOOKS",
     "BookState",
     "LiveBook",
     "LiveBooks",

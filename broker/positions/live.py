@@ -32,7 +32,6 @@ from tastytrade.account import CurrentPosition
 from tastytrade.order import PlacedOrder
 
 __all__ = [
-    "SHARED_BOOKS",
     "BookState",
     "LiveBook",
     "LiveBooks",
@@ -380,7 +379,3 @@ class LiveBooks:
         wanted = tuple(symbols)
         for book in self._books.get((environment, account_number), ()):
             book.fill_reported(order_id, wanted)
-
-
-#: The process's books: the hub and the order desk use it unless given their own.
-SHARED_BOOKS = LiveBooks()

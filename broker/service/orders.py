@@ -178,7 +178,8 @@ class OrderDesk:
         live_positions: LiveBooks | None = None,
     ) -> None:
         """``live_positions``: where the notification hub registers its account streamers'
-        position books (default: the process's ``SHARED_BOOKS``, as the hub's default)."""
+        position books (the same registry must be given to both; without one, open/close
+        is always decided over REST)."""
         self._db = db
         self._guilds = guilds
         self._brokers = brokers

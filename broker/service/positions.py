@@ -20,7 +20,7 @@ from decimal import Decimal
 from tastytrade import Account
 
 from broker.orders.build import AccountPositions, PositionSource
-from broker.positions.live import SHARED_BOOKS, LiveBook, LiveBooks, PositionUpdate
+from broker.positions.live import LiveBook, LiveBooks, PositionUpdate
 from broker.service.brokers import BrokerContext
 from broker.session import BrokerSession
 from storage.database import Database
@@ -87,7 +87,7 @@ class PositionBook:
         self._cache: dict[tuple[str, str], tuple[float, dict[str, Decimal]]] = {}
         self._stale: set[tuple[str, str]] = set()
         #: The account streamers' live books (see ``broker.notify.hub.NotificationHub``).
-        self.live = live if live is not None else SHARED_BOOKS
+        self.live = live if live is not None else LiveBooks()
 
     def live_book(self, context: BrokerContext) -> LiveBook | None:
         """The live book fed by this context's session, if its account is being streamed."""
