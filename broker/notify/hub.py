@@ -146,10 +146,18 @@ class NotificationHub:
         return len(accounts)
 
     def order_placed(self, environment: str, account_number: str, order_id: int) -> None:
-        """Tell the poller a new order is working (it polls right away)."""
+        """Tell the poller a new order is working.
+
+        An idle poller starts at once (the tracker now expects an order). A poller already
+        on its interval is woken only while the streamer is down: with the streamer up, the
+        order's events arrive there, and an extra poll would re-read every live order of
+        the account after each placement.
+        """
         self.tracker.expect_order(environment, account_number, order_id)
         watch = self._watches.get((environment, account_number))
-        if watch is not None:
+        if watch is None:
+            return
+        if watch.streamer is None or not watch.streamer.connected.is_set():
             watch.poller.wake()
 
     async def unwatch(self, environment: str, account_number: str) -> None:
