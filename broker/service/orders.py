@@ -504,14 +504,9 @@ class OrderDesk:
                 )
 
     async def placement_for_key(self, key: str) -> str | None:
-        """The order a command key already placed (None if it placed nothing)."""
-        record = await self._engine.store.by_key(key)
-        if record is None:
-            return None
-        order_id = record.current_order_id or (record.chain[-1] if record.chain else None)
-        if order_id is None or record.status is ChaseStatus.NOT_PLACED:
-            return None
-        return str(order_id)
+        """The order a command key already placed (None if it placed nothing); one query."""
+        order_id = await self._engine.store.placed_order_for_key(key)
+        return None if order_id is None else str(order_id)
 
     # -- management ------------------------------------------------------------------------
 
