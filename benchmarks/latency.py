@@ -2,10 +2,15 @@
 
 Two intervals per order, each split into bot-side time and exchange time:
 
-* preview — from the `!tt buy` message reaching the bot's gateway connection to the preview
-  reaching Discord (the stand-in receives the bot's POST);
-* submit  — from the Confirm click being sent to the bot to the order's arrival at the
-  exchange (its POST /accounts/…/orders reaches the exchange's front door).
+* preview — from the `!tt buy` message being handed to the bot's gateway connection to the
+  preview reaching Discord (the stand-in's HTTP handler receives the bot's POST, before it
+  parses anything);
+* submit  — from the Confirm click being handed to the bot's gateway connection to the
+  order's arrival at the exchange (its POST /accounts/…/orders reaches the exchange's front
+  door).
+
+Discord's own work (building and sending the gateway frame, parsing the bot's request) is
+outside both intervals, as it would run on Discord's machines.
 
 The bot runs alone on the main event loop, exactly as in production. The paper exchange
 and a recording HTTP proxy in front of it run in a separate process (as a real exchange
@@ -229,10 +234,10 @@ class Infra:
     # -- signals from the infra thread to the main loop ------------------------------------
 
     def _output(self, event: OutputEvent) -> None:
-        seen = time.monotonic()  # before reading the message: the check is ours, not the bot's
         record = event.message
         if event.kind == "create" and record.id not in self.previews and "Preview" in record.text:
-            self.previews[record.id] = seen
+            assert record.received_monotonic is not None  # the bot posted it over REST
+            self.previews[record.id] = record.received_monotonic
         self._main.call_soon_threadsafe(self._check)
 
     def _check(self) -> None:
@@ -300,7 +305,8 @@ async def one_order(infra: Infra, bot: TTBot) -> Sample:
     said: MessageRecord = await infra.call(
         lambda: discord.say("trader", "#trading", "!tt buy 1 SPY @ mid")
     )
-    start = said.changed_monotonic or time.monotonic()
+    assert said.dispatched_monotonic is not None  # the bot is connected
+    start = said.dispatched_monotonic
     await infra.until(lambda: bool(set(infra.previews) - known))
     (preview_id,) = set(infra.previews) - known
     posted = infra.previews[preview_id]
@@ -313,7 +319,8 @@ async def one_order(infra: Infra, bot: TTBot) -> Sample:
     interaction = await infra.call(lambda: discord.click("trader", "Confirm", preview, wait=False))
     # The stand-in lets a message be "seen" for a moment before a click, like a person;
     # the interval starts when Discord sends the interaction to the bot.
-    click_at = interaction.created_monotonic
+    assert interaction.dispatched_monotonic is not None
+    click_at = interaction.dispatched_monotonic
     try:
         await infra.until(lambda: len(infra.order_arrivals) > arrivals)
     except TimeoutError:

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -188,14 +189,19 @@ class Gateway:
 
     # -- dispatching --------------------------------------------------------------------
 
-    async def _dispatch_on(self, ws: web.WebSocketResponse, event: str, data: Any) -> None:
+    async def _dispatch_on(self, ws: web.WebSocketResponse, event: str, data: Any) -> float:
         async with self._send_lock:
             self._seq += 1
             self._backlog.append((self._seq, event, data))
             await ws.send_str(json.dumps({"op": 0, "d": data, "s": self._seq, "t": event}))
+            return time.monotonic()
 
-    async def dispatch(self, event: str, data: JSON) -> None:
-        """Send a DISPATCH to the bot; kept for replay if the bot is between connections."""
+    async def dispatch(self, event: str, data: JSON) -> float | None:
+        """Send a DISPATCH to the bot; kept for replay if the bot is between connections.
+
+        Returns when (``time.monotonic()``) the frame was handed to the bot's connection,
+        or None when it was kept for replay.
+        """
         if not self.identified.is_set():
             raise RuntimeError("the bot has not identified on the local gateway yet")
         ws = self._ws
@@ -203,8 +209,8 @@ class Gateway:
             async with self._send_lock:
                 self._seq += 1
                 self._backlog.append((self._seq, event, data))
-            return
-        await self._dispatch_on(ws, event, data)
+            return None
+        return await self._dispatch_on(ws, event, data)
 
     async def request_reconnect(self) -> None:
         """Send op 7 RECONNECT: discord.py reconnects to ``resume_gateway_url`` and resumes."""

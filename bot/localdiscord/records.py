@@ -150,6 +150,10 @@ class MessageRecord:
     pings: frozenset[str] = frozenset()
     # When the message last appeared or changed (time.monotonic()), for the click settle time.
     changed_monotonic: float = field(default=0.0, repr=False)
+    # A user's message: when its MESSAGE_CREATE went to the bot's gateway connection.
+    dispatched_monotonic: float | None = field(default=None, repr=False)
+    # A bot's message: when its REST request reached the stand-in (before any parsing).
+    received_monotonic: float | None = field(default=None, repr=False)
 
     # -- derived views ------------------------------------------------------------------
 
@@ -264,6 +268,8 @@ class InteractionRecord:
     options: JSON = field(default_factory=dict)
     message: MessageRecord | None = None  # the message whose component was used
     created_monotonic: float = 0.0
+    # When its INTERACTION_CREATE went to the bot's gateway connection (None: kept for replay).
+    dispatched_monotonic: float | None = None
     callbacks: list[CallbackRecord] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)  # callbacks Discord would refuse
     original: MessageRecord | None = None

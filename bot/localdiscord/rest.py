@@ -11,6 +11,7 @@ import fnmatch
 import json
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,6 +40,8 @@ class RestRequest:
     query: dict[str, str]
     body: Any
     files: list[UploadedFile]
+    # When the HTTP request reached the stand-in's handler (time.monotonic()), before parsing.
+    received_monotonic: float = 0.0
 
     def json_object(self) -> dict[str, Any]:
         if self.body is None:
@@ -174,6 +177,7 @@ class RestApi:
     # -- serving ------------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.Response:
+        arrived = time.monotonic()
         raw = request.rel_url.raw_path
         path = "/".join(unquote(part) for part in raw[len(API_PREFIX) :].split("/"))
         query = dict(request.query)
@@ -191,7 +195,7 @@ class RestApi:
                 headers=fault.headers,
             )
             return self._finish(request.method, path, query, body, response)
-        response = await self._dispatch(request, path, query, body, files)
+        response = await self._dispatch(request, path, query, body, files, arrived)
         return self._finish(request.method, path, query, body, response)
 
     async def _dispatch(
@@ -201,6 +205,7 @@ class RestApi:
         query: dict[str, str],
         body: Any,
         files: list[UploadedFile],
+        arrived: float,
     ) -> web.Response:
         for route in self._routes:
             if route.method != request.method:
@@ -210,7 +215,9 @@ class RestApi:
                 continue
             if route.bot_auth and not self._authorized(request):
                 return _error_response(errors.unauthorized())
-            rest_request = RestRequest(request.method, path, match.groupdict(), query, body, files)
+            rest_request = RestRequest(
+                request.method, path, match.groupdict(), query, body, files, arrived
+            )
             try:
                 reply = await route.handler(rest_request)
             except DiscordApiError as exc:

@@ -175,6 +175,7 @@ class CoreRoutes:
         record = self._state.new_message(
             body, channel=channel, author=self._world.bot, files=req.files
         )
+        record.received_monotonic = req.received_monotonic
         await self._state.publish_create(record)
         return self._state.payload(record)
 

@@ -454,7 +454,7 @@ class LocalDiscord:
         record = self.state.new_message(body, channel=spec, author=author)
         self._begin_action()
         await self.state.publish_create(record, echo=False)
-        await self._dispatch_message("MESSAGE_CREATE", record)
+        record.dispatched_monotonic = await self._dispatch_message("MESSAGE_CREATE", record)
         return record
 
     async def say_dm(self, user: UserRef, content: str) -> MessageRecord:
@@ -482,9 +482,9 @@ class LocalDiscord:
         self._begin_action()
         await self.state.publish_delete(message)
 
-    async def _dispatch_message(self, event: str, record: MessageRecord) -> None:
+    async def _dispatch_message(self, event: str, record: MessageRecord) -> float | None:
         payload = self.state.payload(record, content_visible=self._content_visible(record))
-        await self.gateway.dispatch(event, payload)
+        return await self.gateway.dispatch(event, payload)
 
     def _check_can_post(self, user: UserSpec, channel: ChannelSpec) -> None:
         guild = self.world.guild_of(channel)
@@ -695,7 +695,9 @@ class LocalDiscord:
         self._begin_action()
         record.created_monotonic = time.monotonic()
         self.state.add_interaction(record)
-        await self.gateway.dispatch("INTERACTION_CREATE", record.payload)
+        record.dispatched_monotonic = await self.gateway.dispatch(
+            "INTERACTION_CREATE", record.payload
+        )
         if wait:
             limit = self.interaction_deadline or 10.0
             try:

@@ -114,6 +114,8 @@ async def test_button_click_by_author_updates_the_message(running: Running) -> N
     assert preview.embeds[0].title == "Buy 1 SPY @ mid"
     interaction = await fake.click("trader", "Confirm")
     assert interaction.response_type == 7 and not interaction.ephemeral
+    assert interaction.dispatched_monotonic is not None
+    assert interaction.created_monotonic <= interaction.dispatched_monotonic
     assert interaction.message is preview
     assert preview.content == "Confirmed." and preview.buttons == [] and preview.edited
     assert preview.history[0].content == "Order preview"

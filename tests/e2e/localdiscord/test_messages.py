@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 
 import discord
 import pytest
@@ -301,3 +302,19 @@ async def test_driver_refuses_what_discord_would(running: Running) -> None:
         await fake.say("nobody", "#trading", "hi")
     with pytest.raises(LookupError, match="no channel named '#nowhere'"):
         await fake.say("trader", "#nowhere", "hi")
+
+
+async def test_timing_stamps_mark_discord_handing_over_and_receiving(running: Running) -> None:
+    """The stamps latency measurements use: when a dispatch went to the bot's connection, and
+    when the bot's REST request reached the stand-in (before it was parsed)."""
+    fake = running.discord
+    before = time.monotonic()
+    sent = await fake.say("trader", "#trading", "!tt ping")
+    reply = await fake.wait_for_message()
+    after = time.monotonic()
+    assert sent.dispatched_monotonic is not None and reply.received_monotonic is not None
+    assert before <= sent.changed_monotonic <= sent.dispatched_monotonic
+    assert sent.dispatched_monotonic <= reply.received_monotonic <= reply.changed_monotonic
+    assert reply.changed_monotonic <= after
+    assert reply.dispatched_monotonic is None  # the bot's own message was not "sent to" it
+    assert sent.received_monotonic is None  # the user's message came from the driver
