@@ -13,12 +13,12 @@ Discord's own work (building and sending the gateway frame, parsing the bot's re
 outside both intervals, as it would run on Discord's machines.
 
 The bot runs alone on the main event loop, exactly as in production. The paper exchange
-and a recording HTTP proxy in front of it run in a separate process (as a real exchange
-would), and the local Discord stand-in runs on a second event loop in its own thread, so
-their work does not queue behind (or in front of) the bot's. Exchange time is the union
-of the intervals the exchange (plus the proxy hop) spent on requests inside the measured
-interval; bot-side time is the rest. The proxy also counts HTTP round trips per order,
-from the message to the order's POST inclusive.
+runs in a separate process (as a real exchange would), and the local Discord stand-in runs
+on a second event loop in its own thread, so their work does not queue behind (or in front
+of) the bot's. The exchange reports every API request it served (`PaperExchange.on_served`:
+when its handler got it and had the answer ready). Exchange time is the union of those
+intervals inside the measured interval; bot-side time is the rest. The same reports count
+HTTP round trips per order, from the message to the order's POST inclusive.
 
 Caches are warmed first (instruments, accounts, trading status, one sync), then orders are
 measured one at a time. Each order rests (the fill model never fills it by chance) and its
@@ -38,16 +38,12 @@ import statistics
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TypeVar
-
-import aiohttp
-from aiohttp import web
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -67,7 +63,6 @@ from broker.service.models import Environment  # noqa: E402
 TARGET_P50_MS = 5.0
 TARGET_P99_MS = 20.0
 TARGET_ROUND_TRIPS = 3
-_HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "keep-alive"}
 T = TypeVar("T")
 
 
@@ -79,68 +74,12 @@ class Hit:
     end: float
 
 
-@dataclass
-class RecordingProxy:
-    """Forwards HTTP to the exchange and records when each request was in flight."""
-
-    target: str
-    on_order: Callable[[float], None]
-    hits: list[Hit] = field(default_factory=list)
-    on_hit: Callable[[Hit], None] | None = None
-    url: str = ""
-    _runner: web.AppRunner | None = None
-    _client: aiohttp.ClientSession | None = None
-
-    async def start(self) -> None:
-        self._client = aiohttp.ClientSession(auto_decompress=False)
-        app = web.Application(client_max_size=16 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._forward)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
-
-    async def stop(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    async def _forward(self, request: web.Request) -> web.Response:
-        assert self._client is not None
-        start = time.monotonic()
-        if request.method == "POST" and request.path.endswith("/orders"):
-            self.on_order(start)
-        body = await request.read()
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
-        async with self._client.request(
-            request.method, self.target + request.path_qs, data=body, headers=headers
-        ) as upstream:
-            payload = await upstream.read()
-            out_headers = {
-                k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS
-            }
-            status = upstream.status
-        hit = Hit(request.method, request.path, start, time.monotonic())
-        self.hits.append(hit)
-        if self.on_hit is not None:
-            self.on_hit(hit)
-        return web.Response(body=payload, status=status, headers=out_headers)
-
-    def between(self, start: float, end: float) -> list[Hit]:
-        return [h for h in self.hits if start <= h.start <= end]
-
-
 def exchange_process(conn: Connection, start_iso: str) -> None:
-    """Child process: the paper exchange behind the recording proxy.
+    """Child process: the paper exchange.
 
-    Reports ("ready", proxy url, streamer url), then ("order", t) the moment an order POST
-    arrives and ("hit", method, path, start, end) for every request served. Monotonic
-    clocks are system-wide on Linux, so the parent can compare the stamps with its own.
+    Reports ("ready", api url, streamer url), then ("hit", method, path, start, end) for
+    every API request served. Monotonic clocks are system-wide on Linux, so the parent can
+    compare the stamps with its own.
     """
 
     async def serve() -> None:
@@ -154,12 +93,11 @@ def exchange_process(conn: Connection, start_iso: str) -> None:
         )
         await exchange.start()
         exchange.market.set_quote("SPY", "10.00", "10.40")  # wide: orders rest
-        proxy = RecordingProxy(exchange.api_url, lambda at: conn.send(("order", at)))
-        proxy.on_hit = lambda hit: conn.send(("hit", hit.method, hit.path, hit.start, hit.end))
-        await proxy.start()
-        conn.send(("ready", proxy.url, exchange.streamer_url))
+        exchange.on_served = lambda method, path, start, end: conn.send(
+            ("hit", method, path, start, end)
+        )
+        conn.send(("ready", exchange.api_url, exchange.streamer_url))
         await asyncio.to_thread(conn.recv)  # any message means stop
-        await proxy.stop()
         await exchange.stop()
 
     asyncio.run(serve())
@@ -179,7 +117,7 @@ class Infra:
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         self.start_time = trading_start_time()
         self.discord: LocalDiscord
-        self.proxy_url = ""
+        self.api_url = ""
         self.streamer_url = ""
         self._conn, child = multiprocessing.Pipe()
         self._process = multiprocessing.get_context("spawn").Process(
@@ -198,7 +136,7 @@ class Infra:
     async def start(self) -> None:
         self._process.start()
         ready = await asyncio.to_thread(self._conn.recv)
-        _, self.proxy_url, self.streamer_url = ready
+        _, self.api_url, self.streamer_url = ready
         self._main.add_reader(self._conn.fileno(), self._from_exchange)
 
         async def setup() -> None:
@@ -222,10 +160,11 @@ class Infra:
     def _from_exchange(self) -> None:
         while self._conn.poll():
             message = self._conn.recv()
-            if message[0] == "order":
-                self.order_arrivals.append(message[1])
-            elif message[0] == "hit":
-                self.hits.append(Hit(*message[1:]))
+            if message[0] == "hit":
+                hit = Hit(*message[1:])
+                self.hits.append(hit)
+                if hit.method == "POST" and hit.path.split("?")[0].endswith("/orders"):
+                    self.order_arrivals.append(hit.start)
         self._check()
 
     def between(self, start: float, end: float) -> list[Hit]:
@@ -369,7 +308,7 @@ async def run(orders: int, warmup: int) -> list[Sample]:
                 db_path=Path(workdir) / "bench.db",
                 clock=clock,
                 poll_interval_s=3600.0,  # no background polling inside the measured windows
-                endpoints={Environment.PAPER: PaperEndpoints(infra.proxy_url, infra.streamer_url)},
+                endpoints={Environment.PAPER: PaperEndpoints(infra.api_url, infra.streamer_url)},
             )
             async with open_runtime(load_config(environ={}), options) as runtime:
                 world = infra.discord.world

@@ -7,6 +7,8 @@ import contextlib
 import dataclasses
 import json
 import logging
+import time
+from collections.abc import Callable
 from decimal import Decimal
 from types import TracebackType
 from typing import Self
@@ -42,6 +44,9 @@ class PaperExchange:
         self.clock = SimClock(self.config.start_time, real_time=self.config.real_time)
         self.faults = Faults()
         self.requests: list[tuple[str, str]] = []
+        #: Called once per API request served (not the streamer): method, path with query,
+        #: and when (time.monotonic()) the handler got it and had its answer ready.
+        self.on_served: Callable[[str, str, float, float], None] | None = None
         self.tokens = TokenStore(
             self.clock,
             self.config.token_ttl,
@@ -224,6 +229,15 @@ class PaperExchange:
         if path.startswith("/_admin/"):
             return await self._admin.dispatch(request, path)
         self.requests.append((method, raw_path))
+        if path == "/streamer" and method == "GET":
+            return await self._answer(request, method, path)
+        started = time.monotonic()
+        response = await self._answer(request, method, path)
+        if self.on_served is not None:
+            self.on_served(method, raw_path, started, time.monotonic())
+        return response
+
+    async def _answer(self, request: web.Request, method: str, path: str) -> web.StreamResponse:
         delay = self.faults.delay_for(method, path)
         if delay > 0:
             await asyncio.sleep(delay)

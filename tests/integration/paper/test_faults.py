@@ -175,3 +175,21 @@ async def test_admin_streamer_faults(frozen: PaperExchange) -> None:
         assert closed.status_code == 200
         await admin.post("/_admin/faults", json={"kind": "clear"})
     assert frozen.faults.take_streamer_error() is None
+
+
+async def test_on_served_reports_each_api_request_with_its_handling_interval(
+    frozen: PaperExchange, session: Session
+) -> None:
+    served: list[tuple[str, str, float, float]] = []
+    frozen.on_served = lambda method, path, start, end: served.append((method, path, start, end))
+    frozen.faults.latency(0.05, "GET", "/customers/me/accounts/*")
+    before = time.monotonic()
+    await Account.get(session, frozen.account_number)
+    after = time.monotonic()
+
+    paths = [(method, path.split("?")[0]) for method, path, _, _ in served]
+    assert paths[-1] == ("GET", f"/customers/me/accounts/{frozen.account_number}")
+    _, _, start, end = served[-1]
+    assert before <= start <= end <= after
+    assert end - start >= 0.05  # the handler's own time, injected latency included
+    assert ("POST", "/oauth/token") in paths  # every API request, token grants too
