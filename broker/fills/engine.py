@@ -97,11 +97,22 @@ class ChaseHandle:
     """A submitted chase. ``await handle.wait()`` gives its :class:`ChaseResult`."""
 
     def __init__(
-        self, chase_id: int, result: asyncio.Future[ChaseResult], *, duplicate: bool = False
+        self,
+        chase_id: int,
+        result: asyncio.Future[ChaseResult],
+        *,
+        duplicate: bool = False,
+        submission: asyncio.Future[None] | None = None,
     ) -> None:
         self.chase_id = chase_id
         self.duplicate = duplicate
         self._result = result
+        if submission is None:  # nothing to send (a duplicate): already settled
+            submission = asyncio.get_running_loop().create_future()
+            submission.set_result(None)
+        #: Settles once the new order's submission is over: the exchange answered, the send
+        #: failed or was refused, or the chase ended. Never raises.
+        self.submission = submission
 
     def done(self) -> bool:
         return self._result.done()
@@ -252,7 +263,7 @@ class ChaseEngine:
         record.id = chase_id
         # Registered at once (no await in between), so a halt that lists this chase finds it.
         run = self._start(record, request.session, resume=False)
-        return ChaseHandle(record.id, run.result)
+        return ChaseHandle(record.id, run.result, submission=run.submission)
 
     def _start_price(self, request: ChaseRequest) -> Decimal:
         order = request.order

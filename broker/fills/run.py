@@ -127,6 +127,8 @@ class ChaseRun:
         self.fees: Decimal | None = None
         self.task: asyncio.Task[ChaseResult] | None = None
         self.result: asyncio.Future[ChaseResult] = asyncio.get_running_loop().create_future()
+        #: Settled when a new chase's submission is over (answered, failed or refused).
+        self.submission: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.log = log.bind(
             guild_id=record.guild_id,
             user_id=record.context.author_id,
@@ -145,7 +147,14 @@ class ChaseRun:
         self.pause_event.set()
 
     async def run_new(self) -> ChaseResult:
-        return await self._guarded(self._run_new)
+        try:
+            return await self._guarded(self._run_new)
+        finally:
+            self._submission_over()
+
+    def _submission_over(self) -> None:
+        if not self.submission.done():
+            self.submission.set_result(None)
 
     async def run_resume(self) -> ChaseResult:
         return await self._guarded(self._run_resume)
@@ -193,8 +202,12 @@ class ChaseRun:
         # The key, the chase row and its chase_created entry are already stored (submitted).
         refused = await self._refuse_before_sending()
         if refused is not None:
+            self._submission_over()
             return await self._conclude(ChaseStatus.NOT_PLACED, refused)
-        concluded = await self._place()
+        try:
+            concluded = await self._place()
+        finally:
+            self._submission_over()
         if concluded is not None:
             return concluded
         return await self._work(read_first=False)

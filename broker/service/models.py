@@ -7,6 +7,7 @@ amount follows the SDK convention (negative = debit / money out, positive = cred
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -154,6 +155,9 @@ class PlacementOutcome:
     duplicate: bool  # the key was already used: nothing new was placed
     progress: OrderProgress
     environment: Environment
+    # Settles when the submission is over (the exchange answered, or it failed); the order
+    # may still be in flight when `place` returns. None: nothing was sent (a duplicate).
+    submission: asyncio.Future[None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -477,6 +477,7 @@ class OrderDesk:
             duplicate=handle.duplicate,
             progress=progress,
             environment=context.environment,
+            submission=None if handle.duplicate else handle.submission,
         )
         return outcome, handle.chase_id
 

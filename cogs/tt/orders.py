@@ -9,6 +9,7 @@ message is edited in place as the order works.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -34,6 +35,11 @@ log = logging.getLogger(__name__)
 ORDER_HELP = "The order, e.g. `1 SPY 12/18 590P @ 1.20` or `10 AAPL @ mid`"
 
 Editable = discord.Message | discord.WebhookMessage | discord.InteractionMessage
+
+
+#: Longest wait for the exchange's answer before acknowledging a Confirm click (Discord
+#: allows 3 s for the first response to an interaction).
+ACK_DEADLINE_S = 1.0
 
 
 class OrderCommands(TTBase):
@@ -242,14 +248,21 @@ class OrderCommands(TTBase):
         if message is None:  # previews are never ephemeral, so Discord always sends it
             await interaction.response.defer()
             return
-        # Acknowledge (within Discord's 3 s) and submit at the same time; progress edits
-        # wait for the acknowledgement so they can never be overwritten by it. The submission
-        # starts first (one yield), so building the acknowledgement overlaps its database
-        # write instead of delaying the order.
-        acknowledged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.spawn(self.place_and_track(preview, message, after=acknowledged), name="place")
+        # The order goes first: Discord's acknowledgement ("Submitting…", buttons removed)
+        # follows once the exchange has answered the submission, or after ACK_DEADLINE_S at
+        # the latest (Discord allows 3 s), so building it never delays the order. Progress
+        # edits wait for the acknowledgement so it can never overwrite them.
+        loop = asyncio.get_running_loop()
+        acknowledged: asyncio.Future[None] = loop.create_future()
+        submitted: asyncio.Future[None] = loop.create_future()
+        self.spawn(
+            self.place_and_track(preview, message, after=acknowledged, submitted=submitted),
+            name="place",
+        )
         try:
-            await asyncio.sleep(0)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(ACK_DEADLINE_S):
+                    await asyncio.shield(submitted)
             await interaction.response.edit_message(
                 embed=embeds.preview_embed(preview, status="⏳ Submitting…"), view=None
             )
@@ -262,16 +275,23 @@ class OrderCommands(TTBase):
         message: Editable,
         *,
         after: asyncio.Future[Any] | None = None,
+        submitted: asyncio.Future[None] | None = None,
     ) -> None:
+        """Submit a confirmed preview and follow it. `submitted` is settled once the
+        submission is over, whatever its outcome; `after` is awaited before any edit."""
         try:
             outcome = await self.service.place(preview)
         except ServiceError as exc:
+            _settle(submitted)
             await _settled(after)
             await self._edit(
                 message, embed=embeds.preview_embed(preview, status=f"✖️ Not placed: {exc.message}")
             )
             return
-        except Exception:
+        except BaseException as exc:
+            _settle(submitted)
+            if not isinstance(exc, Exception):
+                raise  # cancelled (shutdown): the chase, if any, stays persisted
             log.exception("placing a confirmed preview failed")
             await _settled(after)
             await self._edit(
@@ -282,6 +302,7 @@ class OrderCommands(TTBase):
                 ),
             )
             return
+        _settle_when(outcome.submission, submitted)
         await _settled(after)
         if outcome.duplicate:
             status = f"Already placed as order #{outcome.order_id}; nothing new was sent."
@@ -334,6 +355,19 @@ class OrderCommands(TTBase):
             )
         except discord.HTTPException:
             log.warning("could not answer an edited command", exc_info=True)
+
+
+def _settle(future: asyncio.Future[None] | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)
+
+
+def _settle_when(source: asyncio.Future[None] | None, target: asyncio.Future[None] | None) -> None:
+    """Settle `target` once `source` is done (at once when there is no `source`)."""
+    if source is None:
+        _settle(target)
+    else:
+        source.add_done_callback(lambda _: _settle(target))
 
 
 async def _settled(future: asyncio.Future[Any] | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -49,6 +50,27 @@ async def test_preview_confirm_chase_and_fill_notification(stack: LocalStack) ->
     assert "in 1 step(s)" in notice.text
     filled = [o for o in stack.exchange.orders() if o.status == "Filled"]
     assert len(filled) == 1
+
+
+async def test_the_order_goes_out_before_discord_is_answered(stack: LocalStack) -> None:
+    """Confirm sends the order first; the acknowledgement (within Discord's 3 s) follows."""
+    pin_spy(stack)
+    preview = only(await run(stack, "trader", "!tt buy 1 SPY @ mid"))
+    orders_posted: list[datetime] = []
+
+    def served(method: str, path: str, start: float, end: float) -> None:
+        if method == "POST" and path.split("?")[0].endswith("/orders"):
+            orders_posted.append(datetime.now(UTC))
+
+    stack.exchange.on_served = served
+    interaction = await stack.discord.click("trader", "Confirm", preview)
+    await stack.settle()
+    (posted,) = orders_posted
+    (ack, *_) = interaction.callbacks
+    assert ack.type == 7  # the preview message updated: "Submitting…", buttons gone
+    assert posted <= ack.at
+    assert not interaction.failed
+    assert "Working · order #" in preview.text
 
 
 async def test_fill_notification_goes_to_the_notifications_channel(stack: LocalStack) -> None:
