@@ -129,8 +129,14 @@ class _FillTracking:
         if watch is None:
             return "not started"
         if watch.streamer is None:
-            return "polling"
-        return "streaming + polling"
+            return "polling (positions read from the API)"
+        if not watch.streamer.connected.is_set():
+            return "streamer reconnecting + polling (positions read from the API)"
+        book = watch.positions.state() if watch.positions is not None else None
+        if book is None or not book.live:
+            return "streaming + polling (positions read from the API until the book is seeded)"
+        doubts = f", {book.unconfirmed} awaiting confirmation" if book.unconfirmed else ""
+        return f"streaming + polling; positions live ({book.symbols} held{doubts})"
 
     async def resume(self, engine: ChaseEngine) -> None:
         await self._hub.resume(engine)

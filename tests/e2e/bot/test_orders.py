@@ -230,3 +230,14 @@ async def test_a_message_redelivered_after_a_restart_places_nothing(tmp_path: Pa
             reply = only(discord.messages[before:])
             assert f"already placed as order #{order.id}" in reply.text
             assert second.exchange.orders() == []
+
+
+async def test_status_shows_the_streamer_and_the_live_positions(stack: LocalStack) -> None:
+    before = only(await run(stack, "viewer", "!tt status"))
+    assert "not started" in before.text  # nothing traded yet: no account watch
+    pin_spy(stack, "500.00", "500.00")  # locked market: marketable at once
+    await run(stack, "trader", "!tt buy 1 SPY @ mid")
+    await click(stack, "trader", "Confirm")
+    await stack.advance(1)
+    after = only(await run(stack, "viewer", "!tt status"))
+    assert "streaming + polling; positions live (1 held)" in after.text
