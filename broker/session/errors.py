@@ -177,9 +177,10 @@ def classify(exc: BaseException, record: CallRecord, *, submission: bool) -> Bro
     if isinstance(exc, BrokerError):
         return exc
     api_trips = record.api_trips
-    sent_unanswered = any(trip.status is None for trip in api_trips)
     if isinstance(exc, httpx2.TransportError):
-        reached = not isinstance(exc, _NOT_SENT_ERRORS) and sent_unanswered
+        # Anything but a failure before sending may have reached the exchange — including a
+        # reply whose status arrived but whose body was cut short (the order exists).
+        reached = not isinstance(exc, _NOT_SENT_ERRORS) and bool(api_trips)
         category = (
             ErrorCategory.TIMEOUT
             if isinstance(exc, httpx2.TimeoutException)

@@ -269,6 +269,35 @@ async def test_dropped_order_post_is_not_retried_and_outcome_unknown(
     assert len(exchange.orders(exchange.account_number)) == 1  # exactly one order exists
 
 
+async def test_order_post_answered_201_with_a_cut_body_is_outcome_unknown(
+    broker: BrokerSession,
+) -> None:
+    """The status line says the order was created, then the connection drops mid-body: the
+    order exists, so the outcome must be unknown (reconcile), never "nothing was sent"."""
+    seen: list[bytes] = []
+
+    async def cut_short(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b'HTTP/1.1 201 Created\r\nContent-Length: 100\r\n\r\n{"data": ')
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(cut_short, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(BrokerError) as info:
+            url = f"http://127.0.0.1:{port}/accounts/X/orders"
+            await broker.submit(lambda s: s._client.post(url, content=b"{}"))
+    finally:
+        server.close()
+        await server.wait_closed()
+
+    assert len(seen) == 1  # sent once, never again
+    assert info.value.category is ErrorCategory.NETWORK
+    assert info.value.outcome_unknown is True
+    assert "dropped before an answer" in info.value.message
+
+
 async def test_rate_limited_order_post_is_not_retried(
     exchange: PaperExchange, broker: BrokerSession
 ) -> None:
