@@ -6,9 +6,10 @@ anyone re-trying an aiohttp transport starts from the facts:
 
 * it silently resends an idempotent request (PUT = replace, DELETE = cancel) once when a
   kept-alive connection drops after the exchange processed it;
-* it reuses a pooled connection the server already closed (it only checks whether its
-  protocol has seen the EOF), failing the next request as "possibly sent", where httpx2
-  (httpcore2 polls the socket) opens a new connection.
+* it can reuse a pooled connection the server already closed (it only checks whether its
+  protocol has seen the EOF yet), failing the next request as "possibly sent", where httpx2
+  (httpcore2 polls the socket) opens a new connection. That one depends on event-loop
+  timing, so only httpx2's side of it is pinned here.
 """
 
 from __future__ import annotations
@@ -119,17 +120,3 @@ async def test_httpx2_reconnects_when_the_server_closed_the_pooled_connection() 
             response = await client.request(method, base + "/x", content=b"{}")
             assert response.status_code == 200
     assert len(heads) == 4
-
-
-async def test_aiohttp_reuses_a_pooled_connection_the_server_closed() -> None:
-    heads: list[bytes] = []
-    async with (
-        raw_server(_one_answer_per_connection(heads)) as base,
-        aiohttp.ClientSession() as session,
-    ):
-        session._retry_connection = False  # as a safe transport would have to run
-        async with session.get(base + "/x") as first:
-            assert await first.read() == b"ok"
-        with pytest.raises(aiohttp.ClientOSError):
-            await session.post(base + "/x", data=b"{}")
-    assert len(heads) == 1  # the POST failed on the dead connection
