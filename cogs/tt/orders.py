@@ -314,9 +314,18 @@ class OrderCommands(TTBase):
             self.spawn(self._track(preview, message), name=f"wait:track:{preview.preview_id}")
 
     async def _track(self, preview: PreviewSummary, message: Editable) -> None:
-        """Edit the preview message as the order works, until it is done."""
+        """Edit the preview message as the order works, until it is done.
+
+        Waiting for the next update is idle time; each edit is work in flight (its own
+        task, so shutdown and the offline console's settling see it), done in order.
+        """
         async for progress in self.service.watch(preview.preview_id):
-            await self._show_progress(message, preview, progress)
+            edit = asyncio.get_running_loop().create_task(
+                self._show_progress(message, preview, progress), name="progress-edit"
+            )
+            self.bot.background_tasks.add(edit)
+            edit.add_done_callback(self.bot.background_tasks.discard)
+            await edit
 
     async def _show_progress(
         self, message: Editable, preview: PreviewSummary, progress: OrderProgress
