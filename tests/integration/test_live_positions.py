@@ -108,10 +108,15 @@ class Desk:
     async def hold_spy(self) -> LiveBook:
         """Buy 1 SPY through the service (it fills at once) and wait until the book has it
         from the stream."""
+        reads_before = self.positions_reads()
         await self.runtime.service.place(await self.preview("buy 1 SPY @ mid"))
         book = self.book()
         assert book is not None
         await eventually(lambda: book.quantities(["SPY"]) == {"SPY": D(1)}, "SPY 1 in the book")
+        # The service has seen the fill too (its post-fill sync reads positions): the book's
+        # doubt about SPY is registered now, not in the middle of a later test step.
+        await eventually(lambda: self.positions_reads() > reads_before, "the post-fill sync")
+        await eventually(lambda: book.quantities(["SPY"]) == {"SPY": D(1)}, "SPY 1 confirmed")
         return book
 
     def book(self) -> LiveBook | None:
