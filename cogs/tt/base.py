@@ -93,8 +93,8 @@ class TTBase(commands.Cog):
             kwargs.setdefault("mention_author", False)
         return await ctx.send(*args, **kwargs)
 
-    def spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> None:
-        """Run follow-up work without holding up the command.
+    def spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
+        """Run follow-up work without holding up the command (cancelled when the bot closes).
 
         Names starting with `wait:` mark work that waits on people or markets (tracking an
         order until it fills, a DM dialog) rather than work in progress.
@@ -102,6 +102,7 @@ class TTBase(commands.Cog):
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self.bot.background_tasks.add(task)
         task.add_done_callback(self.bot.background_tasks.discard)
+        return task
 
     async def send_pages(self, ctx: Ctx, pages: list[discord.Embed]) -> None:
         if len(pages) <= 1:

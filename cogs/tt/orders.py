@@ -25,7 +25,7 @@ from bot.tiers import Tier
 from bot.views import ConfirmView
 from broker.service import OrderRequest
 from broker.service.errors import ServiceError
-from broker.service.models import OrderProgress, PreviewSummary
+from broker.service.models import OrderProgress, PlacementOutcome, PreviewSummary
 from broker.tickets import TicketError
 from broker.tickets.prices import parse_price
 from cogs.tt.base import Ctx, TTBase
@@ -279,31 +279,21 @@ class OrderCommands(TTBase):
     ) -> None:
         """Submit a confirmed preview and follow it. `submitted` is settled once the
         submission is over, whatever its outcome; `after` is awaited before any edit."""
+        outcome: PlacementOutcome | None = None
         try:
             outcome = await self.service.place(preview)
         except ServiceError as exc:
-            _settle(submitted)
-            await _settled(after)
-            await self._edit(
-                message, embed=embeds.preview_embed(preview, status=f"✖️ Not placed: {exc.message}")
-            )
-            return
-        except BaseException as exc:
-            _settle(submitted)
-            if not isinstance(exc, Exception):
-                raise  # cancelled (shutdown): the chase, if any, stays persisted
+            failure = f"✖️ Not placed: {exc.message}"
+        except Exception:
             log.exception("placing a confirmed preview failed")
-            await _settled(after)
-            await self._edit(
-                message,
-                embed=embeds.preview_embed(
-                    preview,
-                    status="⚠️ Submission failed unexpectedly; check `!tt orders` before retrying.",
-                ),
-            )
-            return
-        _settle_when(outcome.submission, submitted)
+            failure = "⚠️ Submission failed unexpectedly; check `!tt orders` before retrying."
+        finally:
+            # Also on cancellation (shutdown): the acknowledgement must not wait for nothing.
+            _settle_when(outcome.submission if outcome is not None else None, submitted)
         await _settled(after)
+        if outcome is None:
+            await self._edit(message, embed=embeds.preview_embed(preview, status=failure))
+            return
         if outcome.duplicate:
             status = f"Already placed as order #{outcome.order_id}; nothing new was sent."
             await self._edit(message, embed=embeds.preview_embed(preview, status=status))
@@ -320,12 +310,7 @@ class OrderCommands(TTBase):
         task, so shutdown and the offline console's settling see it), done in order.
         """
         async for progress in self.service.watch(preview.preview_id):
-            edit = asyncio.get_running_loop().create_task(
-                self._show_progress(message, preview, progress), name="progress-edit"
-            )
-            self.bot.background_tasks.add(edit)
-            edit.add_done_callback(self.bot.background_tasks.discard)
-            await edit
+            await self.spawn(self._show_progress(message, preview, progress), name="progress-edit")
 
     async def _show_progress(
         self, message: Editable, preview: PreviewSummary, progress: OrderProgress
