@@ -144,6 +144,17 @@ def claim_row(
     )
 
 
+def _move_sql(from_statuses: int, *, returning: str = "") -> str:
+    """UPDATE of one key's status (order id and detail kept unless given), allowed only from
+    `from_statuses` statuses: parameters status, order_id, detail, now, key, *statuses."""
+    marks = ", ".join("?" for _ in range(from_statuses))
+    return (
+        "UPDATE idempotency_keys SET status = ?, order_id = COALESCE(?, order_id), "
+        f"detail = COALESCE(?, detail), updated_at = ? WHERE key = ? AND status IN ({marks})"
+        + (f" RETURNING {returning}" if returning else "")
+    )
+
+
 def insert_claim(raw: sqlite3.Connection, row: tuple[object, ...]) -> bool:
     """INSERT ... ON CONFLICT DO NOTHING (inside a unit of work): True if this call won."""
     return raw.execute(_CLAIM_SQL, row).rowcount == 1
@@ -170,11 +181,8 @@ def advance_key(
     previous = _PREVIOUS[status]
     if via_submitted and "submitted" in previous and "pending" not in previous:
         previous = (*previous, "pending")
-    marks = ", ".join("?" for _ in previous)
     changed = raw.execute(
-        "UPDATE idempotency_keys SET status = ?, order_id = COALESCE(?, order_id), "
-        f"detail = COALESCE(?, detail), updated_at = ? WHERE key = ? AND status IN ({marks})",
-        (status, order_id, detail, now, key, *previous),
+        _move_sql(len(previous)), (status, order_id, detail, now, key, *previous)
     ).rowcount
     if changed:
         return True
@@ -239,14 +247,11 @@ class IdempotencyRepository:
         _check_status(status)
         params = (status, order_id, detail, codec.ts(self._db.clock(), "now"), key)
         allowed = (status, *_PREVIOUS[status])  # staying put only updates order id / detail
-        marks = ", ".join("?" for _ in allowed)
+        sql = _move_sql(len(allowed), returning=_COLUMNS)
 
         def mark(raw: sqlite3.Connection) -> sqlite3.Row:
             updated: list[sqlite3.Row] = raw.execute(
-                "UPDATE idempotency_keys SET status = ?, order_id = COALESCE(?, order_id), "
-                "detail = COALESCE(?, detail), updated_at = ? "
-                f"WHERE key = ? AND status IN ({marks}) RETURNING {_COLUMNS}",
-                (*params, *allowed),
+                sql, (*params, *allowed)
             ).fetchall()  # read to the end: the statement finishes (and commits) here
             if updated:
                 return updated[0]
