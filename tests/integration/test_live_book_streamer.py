@@ -4,21 +4,17 @@ connection ends, closed with the watch."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
 from broker.notify import NotificationHub
 from broker.positions.live import LiveBooks
 from tests.integration.fills.support import D, Rig, rig
+from tests.integration.fills.support import eventually as wait_until
 
 
 async def eventually(condition: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
-    for _ in range(int(seconds / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
+    await wait_until(condition, what, seconds)  # streamer reconnects take a while
 
 
 def positions_reads(r: Rig) -> int:

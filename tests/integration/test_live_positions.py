@@ -37,6 +37,7 @@ from broker.service.brokers import BrokerContext, PaperEndpoints
 from broker.service.errors import PreviewMismatch
 from broker.service.models import Environment, PreviewSummary
 from broker.service.orders import OrderRequest
+from tests.integration.fills.support import eventually as wait_until
 
 GUILD = 9100
 CHANNEL = 9101
@@ -161,11 +162,7 @@ class Desk:
 
 
 async def eventually(condition: Callable[[], bool], what: str, seconds: float = 10.0) -> None:
-    for _ in range(int(seconds / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
+    await wait_until(condition, what, seconds)  # streamer reconnects take a while
 
 
 @contextlib.asynccontextmanager

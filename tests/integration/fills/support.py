@@ -22,7 +22,14 @@ from tastytrade.account import CurrentPosition
 from tastytrade.order import OrderTimeInForce
 
 from broker.events import BrokerEvent, EventBus, LegInfo, NotificationContext
-from broker.fills import ChaseEngine, ChaseOrder, ChaseParams, ChaseRequest
+from broker.fills import (
+    ChaseEngine,
+    ChaseOrder,
+    ChaseParams,
+    ChaseRequest,
+    ChaseResult,
+    ChaseStatus,
+)
 from broker.fills.clock import SimulatedClock
 from broker.notify import FillTracker, NotificationHub
 from broker.paper import FillModelConfig, PaperConfig, PaperExchange
@@ -257,17 +264,41 @@ async def settle(rig_: Rig) -> None:
     await rig_.bus.drain()
 
 
+#: A resting limit order that is not chased (it works on its own).
+PLAIN = ChaseParams(interval_s=5.0, ticks=1, max_steps=0)
+
+
+async def place_plain(r: Rig, key: str, symbol: str = "SPY") -> ChaseResult:
+    """Place a 1-share equity limit at 100.00 (bid 100.00 / ask 101.00) without a chase."""
+    order = r.equity_order(symbol, "100.00", "101.00")
+    result = await (await r.engine.submit(r.request(order, key, params=PLAIN))).wait()
+    assert result.status is ChaseStatus.PLACED
+    return result
+
+
+async def eventually(condition: Callable[[], bool], what: str, seconds: float = 5.0) -> None:
+    """Wait (polling every 10 ms) until `condition()` holds; fail naming `what` after `seconds`."""
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 __all__ = [
     "AUTHOR",
     "CHANNEL",
     "EQUITY_TICKS",
     "GUILD",
+    "PLAIN",
     "D",
     "NotificationHub",
     "Recorder",
     "Rig",
     "ScriptedClock",
+    "eventually",
     "make_engine",
+    "place_plain",
     "rig",
     "settle",
 ]

@@ -7,8 +7,7 @@ import asyncio
 from pathlib import Path
 
 from broker.notify import NotificationHub
-from tests.integration.fills.support import rig, settle
-from tests.integration.fills.test_notifications import eventually, place_plain
+from tests.integration.fills.support import eventually, place_plain, rig, settle
 
 
 async def test_placement_wakes_the_poller_only_while_the_streamer_is_down(

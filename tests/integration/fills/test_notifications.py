@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
 from broker.events import (
@@ -13,28 +12,20 @@ from broker.events import (
     OrderTerminal,
     PositionChanged,
 )
-from broker.fills import ChaseParams, ChaseResult, ChaseStatus
+from broker.fills import ChaseParams, ChaseStatus
 from broker.fills.broker_ops import OrderOps
 from broker.notify import NotificationHub
 from broker.session import BrokerError, ErrorCategory
-from tests.integration.fills.support import CHANNEL, GUILD, D, Rig, rig, settle
-
-PLAIN = ChaseParams(interval_s=5.0, ticks=1, max_steps=0)
-
-
-async def eventually(condition: Callable[[], bool], what: str, seconds: float = 5.0) -> None:
-    for _ in range(int(seconds / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-async def place_plain(r: Rig, key: str, symbol: str = "SPY") -> ChaseResult:
-    order = r.equity_order(symbol, "100.00", "101.00")
-    result = await (await r.engine.submit(r.request(order, key, params=PLAIN))).wait()
-    assert result.status is ChaseStatus.PLACED
-    return result
+from tests.integration.fills.support import (
+    CHANNEL,
+    GUILD,
+    D,
+    Rig,
+    eventually,
+    place_plain,
+    rig,
+    settle,
+)
 
 
 def trade_through(r: Rig, symbol: str = "SPY") -> None:
