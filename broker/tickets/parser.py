@@ -54,8 +54,11 @@ OPTION_TYPES = {
 }
 TIF_WORDS = {"day": TimeInForce.DAY, "gtc": TimeInForce.GTC}
 EXPIRATION_WORDS = {"exp", "expiry", "expiration", "expires", "expiring"}
-# Words that never name a ticker, even before the underlying.
+# Words that never name a ticker, even before the underlying. "dte" is one: "buy 1 DTE"
+# reads as one day to expiration, so DTE-the-ticker would mean different things with and
+# without a quantity; it is refused rather than guessed.
 RESERVED = {
+    "dte",
     "ic",
     "iron",
     "to",
@@ -501,6 +504,12 @@ class _Parser:
                 draft.time_in_force = tif
                 self.i += 1
                 return
+        if low == "dte":  # a number before it would have made it an expiration
+            raise TicketError(
+                Refusal.UNKNOWN_WORD,
+                '"DTE" needs the number of trading days before it, e.g. "0DTE" or "3 DTE" '
+                "(the ticker DTE can't be traded by name: it would read as an expiration).",
+            )
         underlying = None if low in RESERVED else parse_underlying(low)
         if underlying is not None:
             if draft.underlying is None:

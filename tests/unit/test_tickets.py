@@ -505,6 +505,10 @@ REFUSALS: list[tuple[str, Refusal, str]] = [
     ("buy 1 SPY Dec 32 590P", Refusal.BAD_DATE, "no day 32"),
     ("buy 1 SPY 12/18/2040 590P", Refusal.BAD_DATE, "more than 5 years"),
     ("buy 1 SPY 400DTE 590P", Refusal.BAD_DATE, "at most 365"),
+    # "DTE" is never a ticker: with a quantity before it, it would read as an expiration
+    ("buy dte", Refusal.UNKNOWN_WORD, "number of trading days before it"),
+    ("buy DTE @ 100", Refusal.UNKNOWN_WORD, "number of trading days before it"),
+    ("buy 1 DTE @ mid", Refusal.NO_SYMBOL, "which ticker"),
     ("buy 1 SPY 12/18 1/15 590P", Refusal.TWO_EXPIRATIONS, "two expirations"),
     # quantity
     ("buy 0 SPY 12/18 590P", Refusal.BAD_QUANTITY, "1 or more"),
