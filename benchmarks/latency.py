@@ -51,7 +51,13 @@ if str(ROOT) not in sys.path:
 
 from bot.client import TTBot  # noqa: E402
 from bot.config import load_config  # noqa: E402
-from bot.localdiscord import LocalDiscord, MessageRecord, OutputEvent, standard_world  # noqa: E402
+from bot.localdiscord import (  # noqa: E402
+    InteractionRecord,
+    LocalDiscord,
+    MessageRecord,
+    OutputEvent,
+    standard_world,
+)
 from bot.localstack import bot_busy, configure_standard_guild, trading_start_time  # noqa: E402
 from bot.logging import configure_logging  # noqa: E402
 from bot.runtime import RuntimeOptions, open_runtime  # noqa: E402
@@ -115,6 +121,7 @@ class Infra:
         self.order_arrivals: list[float] = []
         self.hits: list[Hit] = []
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+        self._waiters_lock = threading.Lock()
         self.start_time = trading_start_time()
         self.discord: LocalDiscord
         self.api_url = ""
@@ -137,23 +144,25 @@ class Infra:
         self._process.start()
         ready = await asyncio.to_thread(self._conn.recv)
         _, self.api_url, self.streamer_url = ready
-        self._main.add_reader(self._conn.fileno(), self._from_exchange)
 
         async def setup() -> None:
             self.discord = LocalDiscord(standard_world())
             await self.discord.start()
             self.discord.on_output(self._output)
+            # The exchange's reports are read here, off the bot's loop: the bot's loop only
+            # wakes when a condition the benchmark waits for is met.
+            self.loop.add_reader(self._conn.fileno(), self._from_exchange)
 
         await self.call(setup)
 
     async def stop(self) -> None:
         async def teardown() -> None:
+            self.loop.remove_reader(self._conn.fileno())
             await self.discord.stop()
 
         await self.call(teardown)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
-        self._main.remove_reader(self._conn.fileno())
         self._conn.send("stop")
         await asyncio.to_thread(self._process.join, 10)
 
@@ -171,27 +180,36 @@ class Infra:
         return [h for h in self.hits if start <= h.start <= end]
 
     # -- signals from the infra thread to the main loop ------------------------------------
+    # Conditions are checked on the infra thread, where the records change; the main loop is
+    # woken only to resolve a met condition, so no benchmark bookkeeping runs on the bot's
+    # loop inside a measured interval.
 
     def _output(self, event: OutputEvent) -> None:
         record = event.message
         if event.kind == "create" and record.id not in self.previews and "Preview" in record.text:
             assert record.received_monotonic is not None  # the bot posted it over REST
             self.previews[record.id] = record.received_monotonic
-        self._main.call_soon_threadsafe(self._check)
+        self._check()
 
     def _check(self) -> None:
-        for waiter in list(self._waiters):
-            condition, future = waiter
-            if not future.done() and condition():
-                future.set_result(None)
+        with self._waiters_lock:
+            met = [waiter for waiter in self._waiters if waiter[0]()]
+            for waiter in met:
                 self._waiters.remove(waiter)
+        for _, future in met:
+            future.get_loop().call_soon_threadsafe(_resolve, future)
 
     async def until(self, condition: Callable[[], bool], limit_s: float = 10.0) -> None:
-        if condition():
-            return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((condition, future))
-        await asyncio.wait_for(future, limit_s)
+        with self._waiters_lock:
+            self._waiters.append((condition, future))
+        self.loop.call_soon_threadsafe(self._check)  # it may hold already (checked there)
+        try:
+            await asyncio.wait_for(future, limit_s)
+        finally:
+            with self._waiters_lock:
+                if (condition, future) in self._waiters:
+                    self._waiters.remove((condition, future))
 
     async def quiet(self, *, for_s: float = 0.03) -> None:
         """Wait until neither Discord nor the exchange has seen a request for a moment."""
@@ -200,6 +218,11 @@ class Infra:
             await asyncio.sleep(for_s)
             if (len(self.hits), len(self.discord.rest_log)) == before:
                 return
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 async def until_idle(bot: TTBot) -> None:
@@ -241,12 +264,17 @@ class Sample:
 async def one_order(infra: Infra, bot: TTBot) -> Sample:
     discord = infra.discord
     known = set(infra.previews)
-    said: MessageRecord = await infra.call(
-        lambda: discord.say("trader", "#trading", "!tt buy 1 SPY @ mid")
-    )
+
+    # Each step runs on the infra loop from the user's action until the awaited result, so
+    # the benchmark itself never runs on the bot's loop inside a measured interval.
+    async def say_and_wait() -> MessageRecord:
+        said = await discord.say("trader", "#trading", "!tt buy 1 SPY @ mid")
+        await infra.until(lambda: bool(set(infra.previews) - known))
+        return said
+
+    said = await infra.call(say_and_wait)
     assert said.dispatched_monotonic is not None  # the bot is connected
     start = said.dispatched_monotonic
-    await infra.until(lambda: bool(set(infra.previews) - known))
     (preview_id,) = set(infra.previews) - known
     posted = infra.previews[preview_id]
     preview = next(m for m in discord.messages if m.id == preview_id)
@@ -255,17 +283,22 @@ async def one_order(infra: Infra, bot: TTBot) -> Sample:
     await until_idle(bot)
 
     arrivals = len(infra.order_arrivals)
-    interaction = await infra.call(lambda: discord.click("trader", "Confirm", preview, wait=False))
+
+    async def click_and_wait() -> InteractionRecord:
+        interaction = await discord.click("trader", "Confirm", preview, wait=False)
+        try:
+            await infra.until(lambda: len(infra.order_arrivals) > arrivals)
+        except TimeoutError:
+            raise RuntimeError(
+                f"the order never reached the exchange; the preview now reads:\n{preview.text}"
+            ) from None
+        return interaction
+
+    interaction = await infra.call(click_and_wait)
     # The stand-in lets a message be "seen" for a moment before a click, like a person;
     # the interval starts when Discord sends the interaction to the bot.
     assert interaction.dispatched_monotonic is not None
     click_at = interaction.dispatched_monotonic
-    try:
-        await infra.until(lambda: len(infra.order_arrivals) > arrivals)
-    except TimeoutError:
-        raise RuntimeError(
-            f"the order never reached the exchange; the preview now reads:\n{preview.text}"
-        ) from None
     arrived = infra.order_arrivals[arrivals]
     await infra.quiet()  # the order's aftermath (progress edit, tracker read) is not the next's
     return Sample(
