@@ -27,6 +27,7 @@ from broker.notify.hub import NotificationHub
 from broker.notify.tracker import FillTracker
 from broker.paper import PaperConfig, PaperExchange
 from broker.positions import LiveBooks
+from broker.quotes import FeedSettings, QuoteFeeds
 from broker.secrets import Secret
 from broker.service import TradingService
 from broker.service.account import AccountViews
@@ -60,6 +61,8 @@ class RuntimeOptions:
     reconcile_delay_s: float = 1.0
     cancel_settle_delay_s: float = 0.2
     watch_timeout_s: float = 900.0
+    #: Streaming quotes for previews (None: every preview reads its quotes over REST).
+    quote_feed: FeedSettings | None = field(default_factory=FeedSettings)
     # Point sandbox/live at other (local) exchanges: tests only, never in production.
     endpoints: dict[Environment, PaperEndpoints] = field(default_factory=dict)
 
@@ -183,6 +186,10 @@ async def open_runtime(
             positions=live_positions,
         )
         stack.push_async_callback(hub.close)
+        # One DXLink quote feed per session, started by its first preview.
+        quotes = QuoteFeeds(options.quote_feed) if options.quote_feed is not None else None
+        if quotes is not None:
+            stack.push_async_callback(quotes.close)
         guilds = GuildSettingsStore(
             db,
             config.default_environment,
@@ -222,6 +229,7 @@ async def open_runtime(
             now=now,
             confirm_ttl_seconds=options.confirm_ttl_seconds,
             live_positions=live_positions,
+            quotes=quotes,
         )
         views = AccountViews(
             db, builder=orders.builder, today=lambda: now().astimezone(EXCHANGE_TZ).date()

@@ -1,8 +1,11 @@
 """The order builder: a parsed ticket → a priced, tick-checked SDK order (``BuiltOrder``).
 
-One build costs, with warm instrument caches, exactly one market-data request (all legs in one
+One build costs, with warm instrument caches, at most one market-data request (all legs in one
 ``get_market_data_by_type`` call) plus whatever the ``PositionSource`` needs (nothing when it
-reads the bot's database).
+reads the live position book). Given a ``QuoteSource`` (the session's DXLink feed) that has a
+trusted quote for *every* leg, it makes no market-data request at all; otherwise every leg is
+read over REST in that one request (so all legs of a spread are priced from one source and one
+moment) and the feed is asked to stream the legs for the next time.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import asyncio
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -46,6 +49,7 @@ from broker.orders.pricing import (
     split_signed_price,
 )
 from broker.orders.resolve import InstrumentResolver, ResolvedInstrument
+from broker.quotes import StreamedQuote
 from broker.session import BrokerError, BrokerSession
 from broker.tickets.model import OptionType, OrderTicket, PriceMode, TicketLeg, TimeInForce
 from broker.tickets.model import PriceEffect as TicketEffect
@@ -58,6 +62,7 @@ __all__ = [
     "BuiltOrder",
     "OrderBuilder",
     "PositionSource",
+    "QuoteSource",
 ]
 
 MAX_LEGS = 4
@@ -70,6 +75,22 @@ class PositionSource(Protocol):
     """Current positions, signed: long > 0, short < 0; symbols not held may be omitted."""
 
     async def quantities(self, symbols: Sequence[str]) -> Mapping[str, Decimal]: ...
+
+
+class QuoteSource(Protocol):
+    """Streamed quotes by streamer symbol (``broker.quotes.QuoteFeed``)."""
+
+    def quote(self, symbol: str) -> StreamedQuote | None:
+        """A trusted two-sided quote, or None."""
+        ...
+
+    def want(self, symbols: Iterable[str]) -> None:
+        """Start (or keep) streaming ``symbols``; never blocks."""
+        ...
+
+
+#: A leg's (bid, ask) as priced; either may be missing.
+LegQuote = tuple[Decimal | None, Decimal | None]
 
 
 class AccountPositions:
@@ -227,14 +248,16 @@ class OrderBuilder:
         positions: PositionSource,
         *,
         external_identifier: str | None = None,
+        quotes: QuoteSource | None = None,
     ) -> BuiltOrder:
+        """``quotes``: streamed quotes to price from when every leg has one (no request)."""
         _check_shape(ticket)
         resolved = await asyncio.gather(
             *(self.resolver.resolve(broker, leg) for leg in ticket.legs)
         )
         _check_resolved(ticket, resolved)
-        held, quotes = await asyncio.gather(
-            positions.quantities([r.symbol for r in resolved]), _quotes(broker, resolved)
+        held, leg_quotes = await asyncio.gather(
+            positions.quantities([r.symbol for r in resolved]), _quotes(broker, resolved, quotes)
         )
         position_effects = [
             _position_effect(leg, r, held.get(r.symbol, Decimal(0)))
@@ -249,7 +272,7 @@ class OrderBuilder:
                 )
         ratios = leg_ratios([leg.quantity for leg in ticket.legs])
         legs = tuple(
-            _built_leg(leg, r, position_effect, ratio, quotes.get(r.symbol))
+            _built_leg(leg, r, position_effect, ratio, leg_quotes.get(r.symbol))
             for leg, r, position_effect, ratio in zip(
                 ticket.legs, resolved, position_effects, ratios, strict=True
             )
@@ -345,6 +368,30 @@ def _position_effect(leg: TicketLeg, resolved: ResolvedInstrument, held: Decimal
 
 
 async def _quotes(
+    broker: BrokerSession, resolved: Sequence[ResolvedInstrument], feed: QuoteSource | None
+) -> dict[str, LegQuote]:
+    """Each leg's (bid, ask) by exchange symbol: from the feed when it has a trusted quote for
+    every leg, else one market-data request for all legs (and the feed is asked for them).
+
+    A spread is never priced from a mix of streamed and REST quotes (two sources, two
+    moments); reading every leg costs the same single request as reading the missing ones.
+    """
+    if feed is not None:
+        streamed = [feed.quote(r.streamer_symbol) if r.streamer_symbol else None for r in resolved]
+        if all(quote is not None for quote in streamed):
+            return {
+                r.symbol: (quote.bid, quote.ask)
+                for r, quote in zip(resolved, streamed, strict=True)
+                if quote is not None
+            }
+        feed.want([r.streamer_symbol for r in resolved if r.streamer_symbol])
+    return {
+        symbol: (item.bid, item.ask)
+        for symbol, item in (await _rest_quotes(broker, resolved)).items()
+    }
+
+
+async def _rest_quotes(
     broker: BrokerSession, resolved: Sequence[ResolvedInstrument]
 ) -> dict[str, MarketData]:
     """One market-data request for every leg."""
@@ -385,7 +432,7 @@ def _built_leg(
     resolved: ResolvedInstrument,
     effect: PositionEffect,
     ratio: int,
-    quote: MarketData | None,
+    quote: LegQuote | None,
 ) -> BuiltLeg:
     side = Side(leg.side.value)
     return BuiltLeg(
@@ -398,8 +445,8 @@ def _built_leg(
         ratio=ratio,
         multiplier=resolved.multiplier,
         ticks=resolved.ticks,
-        bid=None if quote is None else quote.bid,
-        ask=None if quote is None else quote.ask,
+        bid=None if quote is None else quote[0],
+        ask=None if quote is None else quote[1],
         description=resolved.description,
         closing_only=resolved.closing_only,
         expiration=resolved.expiration,

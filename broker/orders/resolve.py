@@ -108,6 +108,14 @@ class ResolvedInstrument:
     expiration: date | None = None
     strike: Decimal | None = None
     option_type: OptionType | None = None
+    #: The DXLink symbol (SPY, .SPY261218C600, /ESZ26:XCME); None when the API gave none
+    #: (the sandbox omits it on future options), in which case quotes come from REST.
+    streamer_symbol: str | None = None
+
+
+def _streamer_symbol(value: str | None) -> str | None:
+    stripped = (value or "").strip()
+    return stripped or None
 
 
 def _short_date(day: date, reference: date) -> str:
@@ -257,6 +265,7 @@ class InstrumentResolver:
             ),
             description=equity.symbol,
             closing_only=equity.is_closing_only,
+            streamer_symbol=_streamer_symbol(equity.streamer_symbol),
         )
 
     async def _equity_option(self, broker: BrokerSession, leg: TicketLeg) -> ResolvedInstrument:
@@ -285,7 +294,9 @@ class InstrumentResolver:
                 strike,
                 [s.strike_price for s in expiration.strikes],
             )
-        symbol = listing.call if option_type is OptionType.CALL else listing.put
+        call = option_type is OptionType.CALL
+        symbol = listing.call if call else listing.put
+        streamer_symbol = listing.call_streamer_symbol if call else listing.put_streamer_symbol
         ticks = _schedule(chain.tick_sizes, underlying, "option tick-sizes")
         return ResolvedInstrument(
             instrument_type=InstrumentType.EQUITY_OPTION,
@@ -301,6 +312,7 @@ class InstrumentResolver:
             expiration=expiration_day,
             strike=strike,
             option_type=option_type,
+            streamer_symbol=_streamer_symbol(streamer_symbol),
         )
 
     async def _future(self, broker: BrokerSession, leg: TicketLeg) -> ResolvedInstrument:
@@ -338,6 +350,7 @@ class InstrumentResolver:
             description=future.symbol,
             closing_only=future.is_closing_only,
             expiration=future.expiration_date,
+            streamer_symbol=_streamer_symbol(future.streamer_symbol),
         )
 
     def _front_month(self, code: str, listed: Sequence[Future]) -> Future:
@@ -397,9 +410,10 @@ class InstrumentResolver:
                 f"the future {expiration.underlying_symbol} under {root} options is not listed",
             )
         ticks = _schedule(expiration.tick_sizes, root, "option tick-sizes")
+        call = option_type is OptionType.CALL
         return ResolvedInstrument(
             instrument_type=InstrumentType.FUTURE_OPTION,
-            symbol=listing.call if option_type is OptionType.CALL else listing.put,
+            symbol=listing.call if call else listing.put,
             underlying=root,
             multiplier=underlying_future.notional_multiplier,
             ticks=ticks,
@@ -412,6 +426,9 @@ class InstrumentResolver:
             expiration=expiration_day,
             strike=strike,
             option_type=option_type,
+            streamer_symbol=_streamer_symbol(
+                listing.call_streamer_symbol if call else listing.put_streamer_symbol
+            ),
         )
 
 

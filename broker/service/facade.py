@@ -577,6 +577,8 @@ class TradingService:
             state = f"last error: {health.last_error_category.value}"
         run = await self.db.sync.latest_run(env.value, context.account_number)
         streamer = self.streamers.describe(env, context.account_number) if self.streamers else "off"
+        if self.orders.quotes is not None:
+            streamer = f"{streamer}; {self.orders.quotes.describe(context.session)}"
         return StatusReport(
             environment=env,
             halted=settings.halted,

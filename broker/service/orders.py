@@ -43,6 +43,7 @@ from broker.orders.errors import BuildError
 from broker.orders.pricing import signed_price, split_signed_price
 from broker.positions.live import LiveBooks
 from broker.preview import OrderPreview, preview_order
+from broker.quotes import QuoteFeeds
 from broker.service.brokers import BrokerContext, BrokerDirectory
 from broker.service.errors import (
     ConfirmationExpired,
@@ -176,10 +177,13 @@ class OrderDesk:
         builders: dict[Environment, OrderBuilder] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         live_positions: LiveBooks | None = None,
+        quotes: QuoteFeeds | None = None,
     ) -> None:
         """``live_positions``: where the notification hub registers its account streamers'
         position books (the same registry must be given to both; without one, open/close
-        is always decided over REST)."""
+        is always decided over REST). ``quotes``: the streaming quote feeds previews price
+        from when they have every leg (a session's feed starts on its first preview; without
+        a registry every preview reads its quotes over REST)."""
         self._db = db
         self._guilds = guilds
         self._brokers = brokers
@@ -192,6 +196,7 @@ class OrderDesk:
         self._status_cache: dict[tuple[str, str], tuple[float, TradingStatus]] = {}
         self._status_refreshing: set[tuple[str, str]] = set()
         self.positions = PositionBook(db, monotonic=monotonic, live=live_positions)
+        self.quotes = quotes
         self._background: set[asyncio.Task[None]] = set()
 
     # -- preview ---------------------------------------------------------------------------
@@ -279,9 +284,10 @@ class OrderDesk:
         """
         fresh = any(leg.opening is None for leg in ticket.legs)
         positions = _Remembered(await self.positions.source(context, fresh=fresh))
+        feed = self.quotes.feed_for(context.session) if self.quotes is not None else None
         try:
             built = await self.builder(context.environment).build(
-                context.session, ticket, positions
+                context.session, ticket, positions, quotes=feed
             )
         except BuildError as exc:
             raise ServiceError(exc.message) from None

@@ -14,12 +14,13 @@ from typing import TypeVar
 
 import httpx2
 import structlog
-from tastytrade import AlertStreamer, Session
+from tastytrade import AlertStreamer, DXLinkStreamer, Session
 
 from broker.secrets import default_redactor, register_secrets
 from broker.session.capture import CallRecord, HookSet, auth_digest, current_record
 from broker.session.errors import BrokerError, ErrorCategory, classify, timeout_error
 from broker.session.retry import sleep_before_retry
+from broker.session.transport import install_lean_transport
 from broker.session.types import (
     CallKind,
     Credentials,
@@ -31,6 +32,7 @@ from broker.session.types import (
 )
 
 T = TypeVar("T")
+QuoteStreamer = TypeVar("QuoteStreamer", bound=DXLinkStreamer)
 SdkCall = Callable[[Session], Awaitable[T]]
 
 log = structlog.get_logger(__name__)
@@ -87,6 +89,7 @@ class BrokerSession:
         )
         # The one place the SDK is pointed at an API host (paper exchange, cert or production).
         self._sdk._client.base_url = credentials.resolved_api_url
+        install_lean_transport(self._sdk._client)  # REST only; streamers keep httpx2's
         self._exit_stack = AsyncExitStack()
         self._refresh_lock = asyncio.Lock()
         self._refresher: asyncio.Task[None] | None = None
@@ -208,6 +211,16 @@ class BrokerSession:
         streamer = AlertStreamer(self._sdk)
         streamer.base_url = self.streamer_url
         return streamer
+
+    def quote_streamer(self, kind: type[QuoteStreamer]) -> QuoteStreamer:
+        """A DXLink streamer (``DXLinkStreamer`` or a subclass) on this session.
+
+        Use it as ``async with broker.quote_streamer(DXLinkStreamer) as streamer:``; on entry
+        the SDK fetches ``/api-quote-tokens`` from this environment's API (which names the
+        DXLink URL) and connects there. Call ``ensure_fresh()`` first so any token refresh
+        runs under this session's rules.
+        """
+        return kind(self._sdk)
 
     def health(self) -> SessionHealth:
         expiration = self._sdk.session_expiration
