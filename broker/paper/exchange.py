@@ -1,4 +1,5 @@
-"""`PaperExchange`: a local, Tastytrade-compatible exchange (aiohttp HTTP + websocket)."""
+"""`PaperExchange`: a local, Tastytrade-compatible exchange (aiohttp HTTP, the account
+streamer at `/streamer` and the DXLink quote feed at `/dxlink`)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from broker.paper.admin import Admin
 from broker.paper.auth import OAuthError, TokenStore
 from broker.paper.clock import SimClock
 from broker.paper.config import PaperConfig
+from broker.paper.dxlink import DXLinkHub
 from broker.paper.engine import Engine, NotFoundError
 from broker.paper.faults import Faults, error_body
 from broker.paper.market import Market
@@ -35,6 +37,9 @@ from broker.paper.views import PreEncoded
 
 log = logging.getLogger(__name__)
 
+#: Websocket endpoints: logged in `requests`, not reported to `on_served`.
+WEBSOCKET_PATHS = frozenset({"/streamer", "/dxlink"})
+
 
 class PaperExchange:
     """Start with `async with PaperExchange(PaperConfig(...)) as ex` (or start()/stop())."""
@@ -44,7 +49,7 @@ class PaperExchange:
         self.clock = SimClock(self.config.start_time, real_time=self.config.real_time)
         self.faults = Faults()
         self.requests: list[tuple[str, str]] = []
-        #: Called once per API request served (not the streamer): method, path with query,
+        #: Called once per API request served (not the websockets): method, path with query,
         #: and when (time.monotonic()) the handler got it and had its answer ready.
         self.on_served: Callable[[str, str, float, float], None] | None = None
         self.tokens = TokenStore(
@@ -58,6 +63,7 @@ class PaperExchange:
         self._market: Market | None = None
         self._engine: Engine | None = None
         self._hub: StreamerHub | None = None
+        self._dxlink: DXLinkHub | None = None
         self._runner: web.AppRunner | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._port = 0
@@ -83,8 +89,10 @@ class PaperExchange:
         self._hub = StreamerHub(
             self.clock, self.tokens.is_valid, lambda n: n in self.engine.accounts, self.faults
         )
+        self._dxlink = DXLinkHub(self.clock, self._market, self._universe)
         self._engine = Engine(self.config, self._universe, self._market, self.clock, self._hub)
         self._market.sync = self._engine.catch_up
+        self._market.add_listener(self._dxlink.on_market_change)
         self.clock.add_listener(self._engine.catch_up)
         self._engine.open_account(
             self.config.account_number, self.config.cash_account, self.config.starting_cash
@@ -112,6 +120,8 @@ class PaperExchange:
             self._engine.close()
         if self._hub is not None:
             await self._hub.close_all(1001, "exchange shutting down")
+        if self._dxlink is not None:
+            await self._dxlink.close_all(1001, "exchange shutting down")
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -150,6 +160,11 @@ class PaperExchange:
         return f"ws://{self.config.host}:{self._port}/streamer"
 
     @property
+    def dxlink_url(self) -> str:
+        """The DXLink websocket that `/api-quote-tokens` names."""
+        return f"ws://{self.config.host}:{self._port}/dxlink"
+
+    @property
     def account_number(self) -> str:
         return self.config.account_number
 
@@ -178,6 +193,14 @@ class PaperExchange:
         return self._hub
 
     @property
+    def dxlink(self) -> DXLinkHub:
+        """The DXLink quote feed: `freeze()`/`unfreeze()`, `connection_count`,
+        `subscriptions()`, `keepalive_interval`, `quote_token_ttl`."""
+        if self._dxlink is None:
+            raise RuntimeError("the exchange is not started")
+        return self._dxlink
+
+    @property
     def oauth_grants(self) -> int:
         return self.tokens.grants
 
@@ -185,8 +208,13 @@ class PaperExchange:
         self.tokens.revoke(token)
 
     def close_streamers(self, code: int = 1011) -> asyncio.Task[None]:
-        """Close every streamer websocket with `code` (await the result to wait for it)."""
-        return asyncio.ensure_future(self.hub.close_all(code))
+        """Close every account-streamer and DXLink websocket with `code` (await the result
+        to wait for it)."""
+        return asyncio.ensure_future(self._close_streamers(code))
+
+    async def _close_streamers(self, code: int) -> None:
+        await self.hub.close_all(code)
+        await self.dxlink.close_all(code)
 
     def orders(self, account: str | None = None) -> list[Order]:
         """The exchange's orders of `account` (default account), oldest first."""
@@ -229,7 +257,7 @@ class PaperExchange:
         if path.startswith("/_admin/"):
             return await self._admin.dispatch(request, path)
         self.requests.append((method, raw_path))
-        if path == "/streamer" and method == "GET":
+        if path in WEBSOCKET_PATHS and method == "GET":
             return await self._answer(request, method, path)
         started = time.monotonic()
         response = await self._answer(request, method, path)
@@ -250,6 +278,8 @@ class PaperExchange:
             return _json(failure.status, failure.body)
         if path == "/streamer" and method == "GET":
             return await self.hub.handle(request)
+        if path == "/dxlink" and method == "GET":
+            return await self.dxlink.handle(request)
         status, body = await self._serve(request, method, path)
         if self.faults.take_drop(method, path):
             # The work is done; the client never hears about it.

@@ -167,6 +167,8 @@ class Market:
                 self._add_driver(product.driver, float(product.spot), product.volatility, seed)
         # Set by the exchange: brings the market (and the order book) up to the clock.
         self.sync: Callable[[], None] = self._sync_to_clock
+        # Told after every change of quotes (a new tick, a pin or an unpin): the DXLink feed.
+        self._listeners: list[Callable[[], None]] = []
 
     def _add_driver(self, key: str, spot: float, vol: float, seed: int) -> None:
         sigma = vol * self.config.volatility_scale
@@ -186,9 +188,15 @@ class Market:
             if self._step_index() != tick:
                 self._invalidate()
 
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call `listener()` whenever quotes may have changed (it must not block)."""
+        self._listeners.append(listener)
+
     def _invalidate(self) -> None:
         self._cache.clear()
         self.revision += 1
+        for listener in self._listeners:
+            listener()
 
     def _sync_to_clock(self) -> None:
         self.advance_to(self._clock.elapsed())

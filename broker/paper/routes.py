@@ -112,6 +112,7 @@ class Routes:
             ("GET", a + r"/orders/(?P<id>[^/]+)", self.get_order),
             ("PUT", a + r"/orders/(?P<id>[^/]+)", self.replace),
             ("DELETE", a + r"/orders/(?P<id>[^/]+)", self.cancel),
+            ("GET", r"/api-quote-tokens", self.quote_tokens),
             ("GET", r"/market-data/by-type", self.market_data_by_type),
             ("GET", r"/market-data/(?P<type>[^/]+)/(?P<symbol>.+)", self.market_data),
             ("GET", r"/instruments/equities", self.equities),
@@ -335,6 +336,14 @@ class Routes:
             raise HttpError(404, "not_found", f"Order {order_id} not found.") from error
 
     # ---------------------------------------------------------- market data
+    async def quote_tokens(self, call: Call) -> Reply:
+        data: JsonDict = {
+            "token": self.ex.dxlink.issue_token(),
+            "dxlink-url": self.ex.dxlink_url,
+            "level": "api",
+        }
+        return ok(data, context="/api-quote-tokens")
+
     async def market_data_by_type(self, call: Call) -> Reply:
         requested: list[tuple[Kind | None, str]] = []
         for key, kind in MARKET_DATA_KEYS.items():
