@@ -1,8 +1,8 @@
-"""Why the SDK's REST client stays on httpx2's default transport (task L3).
+"""Why the SDK's REST client does not use aiohttp (task L3), pinned against real sockets.
 
 aiohttp's client is ~0.7 ms faster per loopback request, but two of its behaviours break
-guarantees the session relies on; these tests pin them down against real sockets, so
-anyone re-trying an aiohttp transport starts from the facts:
+guarantees the session relies on; these tests pin them down, so anyone re-trying an
+aiohttp transport starts from the facts:
 
 * it silently resends an idempotent request (PUT = replace, DELETE = cancel) once when a
   kept-alive connection drops after the exchange processed it;
@@ -10,6 +10,10 @@ anyone re-trying an aiohttp transport starts from the facts:
   protocol has seen the EOF yet), failing the next request as "possibly sent", where httpx2
   (httpcore2 polls the socket) opens a new connection. That one depends on event-loop
   timing, so only httpx2's side of it is pinned here.
+
+The REST client now runs on `broker.session.transport.LeanTransport` (asyncio + h11, no
+resend, the same checks before reusing a connection); `test_lean_transport.py` pins it,
+scenario by scenario against httpx2's own transport.
 """
 
 from __future__ import annotations
