@@ -13,11 +13,12 @@ GET  /_admin/quote?symbol=S  -> {"symbol","bid","ask","mid","pinned"}
 POST /_admin/quote           {"symbol","bid","ask"} pins a quote
 DELETE /_admin/quote?symbol= unpins (all when no symbol)
 POST /_admin/revoke          {"refresh_token"}
-POST /_admin/streamers/close {"code"?}
+POST /_admin/streamers/close {"code"?}   (account streamer and DXLink sockets)
+POST /_admin/dxlink/freeze   stalls every DXLink connection; /_admin/dxlink/unfreeze resumes
 GET  /_admin/requests        -> {"requests": [[method, raw_path], ...]}; DELETE clears
 GET  /_admin/orders?account= -> {"items": [order, ...]}
 POST /_admin/seed            {"account"?, "transactions"?, "orders"?, "positions"?, "days"?}
-GET  /_admin/stats           -> {"oauth-grants","requests","streamers","now"}
+GET  /_admin/stats           -> {"oauth-grants","requests","streamers","dxlink","now"}
 """
 
 from __future__ import annotations
@@ -130,6 +131,12 @@ class Admin:
         if path == "/_admin/streamers/close" and method == "POST":
             ex.close_streamers(_int(body, "code", 1011))
             return {"ok": True}
+        if path == "/_admin/dxlink/freeze" and method == "POST":
+            ex.dxlink.freeze()
+            return {"ok": True}
+        if path == "/_admin/dxlink/unfreeze" and method == "POST":
+            ex.dxlink.unfreeze()
+            return {"ok": True}
         if path == "/_admin/requests":
             if method == "DELETE":
                 ex.requests.clear()
@@ -161,6 +168,7 @@ class Admin:
                 "oauth-grants": ex.oauth_grants,
                 "requests": len(ex.requests),
                 "streamers": ex.hub.connection_count,
+                "dxlink": ex.dxlink.connection_count,
                 "now": ex.clock.now(),
             }
         raise AdminError(f"no admin route {method} {path}")

@@ -48,9 +48,10 @@ Message flow (JSON TEXT frames; ``→`` client to server):
   or expired token, followed by ``AUTH_STATE UNAUTHORIZED``; channel messages before
   AUTH), ``TIMEOUT``. The connection stays open after an error (except TIMEOUT); the
   SDK treats any ERROR as fatal.
-* ``freeze()`` stalls every connection, current and new: nothing is read or sent (pings
-  unanswered, no keepalives, no data, no silence timeout) and nothing is closed;
-  ``unfreeze()`` resumes them and sends what changed meanwhile.
+* ``freeze()`` stalls every connection, current and new: nothing is read or sent (no
+  pongs, no keepalives, no data, no silence timeout) and nothing is closed;
+  ``unfreeze()`` resumes them: messages that arrived meanwhile are handled then, except
+  websocket pings, which stay unanswered, and quotes that changed meanwhile are sent.
 """
 
 from __future__ import annotations
@@ -229,6 +230,7 @@ class _Connection:
         self.socket = socket
         self.outbox: asyncio.Queue[str | _Close] = asyncio.Queue()
         self.resume = asyncio.Event()  # set while not frozen (or when closing)
+        self.wake_timer = asyncio.Event()  # the timeouts changed (SETUP)
         if not hub.frozen:
             self.resume.set()
         self.closing = False
@@ -288,7 +290,9 @@ class _Connection:
                     self.last_sent = now  # counted as sent once queued
                     keepalive_due = now + self.keepalive_interval
                 due = min(due, keepalive_due)
-            await asyncio.sleep(max(due - now, 0.001))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake_timer.wait(), max(due - now, 0.001))
+            self.wake_timer.clear()
 
     @property
     def keepalive_interval(self) -> float:
@@ -356,6 +360,7 @@ class _Connection:
         self.client_timeout = keepalive
         self.server_timeout = min(accept, self.hub.keepalive_timeout)
         self.set_up = True
+        self.wake_timer.set()
         self.send(
             {
                 "type": "SETUP",
@@ -574,6 +579,8 @@ class DXLinkHub:
         self._connections: set[_Connection] = set()
         self._flush: asyncio.Handle | None = None
         self._frozen = False
+        #: DXLink connections accepted so far (open or not).
+        self.connections_accepted = 0
         #: Lifetime of a quote token, in exchange seconds.
         self.quote_token_ttl = _DAY
         #: The longest keepalive timeout the server announces (its own silence limit).
@@ -598,6 +605,7 @@ class DXLinkHub:
     # ------------------------------------------------------- test switches
     @property
     def connection_count(self) -> int:
+        """DXLink connections open now."""
         return len(self._connections)
 
     @property
@@ -680,6 +688,7 @@ class DXLinkHub:
         await socket.prepare(request)
         connection = _Connection(self, socket)
         self._connections.add(connection)
+        self.connections_accepted += 1
         tasks = [
             asyncio.create_task(connection.write_loop()),
             asyncio.create_task(connection.timer_loop()),
@@ -688,12 +697,16 @@ class DXLinkHub:
         try:
             while not socket.closed:
                 message = await socket.receive()
+                arrived_frozen = not connection.resume.is_set()
                 await connection.wait_resumed()  # a frozen server reads nothing
                 if socket.closed or message.type in _ENDS:
                     break
                 connection.last_received = loop.time()
                 if message.type == WSMsgType.PING:
-                    await socket.pong(message.data)
+                    if arrived_frozen:
+                        continue  # never answered: its pong would vouch for the frozen time
+                    with contextlib.suppress(ConnectionError):  # the client already left
+                        await socket.pong(message.data)
                 elif message.type == WSMsgType.TEXT:
                     connection.on_text(message.data)
                 elif message.type == WSMsgType.BINARY:
