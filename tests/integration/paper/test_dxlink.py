@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,9 +20,11 @@ from tastytrade.dxfeed import Quote
 from tastytrade.market_data import MarketData, get_market_data_by_type
 from tastytrade.utils import TastytradeError
 
-from broker.paper import PaperExchange
+from broker.paper import MarketConfig, PaperExchange
 from broker.paper.dxlink import StreamerSymbols
 from broker.paper.universe import EquitySpec
+
+from .conftest import frozen_config
 
 D = Decimal
 SDK_QUOTE_FIELDS = [
@@ -105,10 +108,34 @@ async def test_the_clock_moves_model_quotes_and_the_feed_follows(
         first = await _event(streamer)
         frozen.clock.advance(600)
         moved = await _event(streamer)
-        [rest] = await get_market_data_by_type(session, equities=["AAPL"])
+        [moved_rest] = await get_market_data_by_type(session, equities=["AAPL"])
         assert (moved.bid_price, moved.ask_price) != (first.bid_price, first.ask_price)
-        assert _same_quote(moved, rest)
+        assert _same_quote(moved, moved_rest)
         assert moved.bid_time > first.bid_time or moved.ask_time > first.ask_time
+        # The same through the admin clock.
+        async with aiohttp.ClientSession() as http:
+            url = frozen.api_url + "/_admin/clock/advance"
+            async with http.post(url, json={"seconds": 200}) as reply:
+                assert reply.status == 200
+        again = await _event(streamer)
+        [rest] = await get_market_data_by_type(session, equities=["AAPL"])
+        assert _same_quote(again, rest) and not _same_quote(again, moved_rest)
+
+
+async def test_the_real_time_ticker_streams_moves_without_any_request() -> None:
+    market = MarketConfig(grid_seconds=0.05, volatility_scale=20.0)
+    async with PaperExchange(frozen_config(real_time=True, market=market)) as exchange:
+        sdk = Session("secret", "refresh", is_test=True)
+        sdk._client.base_url = exchange.api_url
+        async with sdk, DXLinkStreamer(sdk) as streamer:
+            await streamer.subscribe(Quote, ["SPY"])
+            seen = [await _event(streamer)]
+            requests = len(exchange.requests)
+            while len(seen) < 3:
+                seen.append(await _event(streamer))
+            assert len(exchange.requests) == requests
+            pairs = [(e.bid_price, e.ask_price) for e in seen]
+            assert all(a != b for a, b in itertools.pairwise(pairs))  # only changes are sent
 
 
 async def test_option_future_and_future_option_streamer_symbols(
