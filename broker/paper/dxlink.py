@@ -59,6 +59,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import re
 import secrets
 from collections.abc import Iterable
@@ -73,7 +74,6 @@ from broker.paper.market import Market
 from broker.paper.payloads import JsonDict, dumps
 from broker.paper.universe import (
     EquitySpec,
-    FutureOptionContract,
     Instrument,
     OptionContract,
     Universe,
@@ -82,6 +82,8 @@ from broker.paper.universe import (
 )
 
 __all__ = ["QUOTE_FIELDS", "DXLinkHub", "ProtocolError", "StreamerSymbols"]
+
+log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = "1.0-paper"
 QUOTE = "Quote"
@@ -147,7 +149,7 @@ class StreamerSymbols:
             return None
         return self._universe.lookup(occ_symbol(root, day, option_type, Decimal(strike)))
 
-    def _future_option(self, symbol: str) -> FutureOptionContract | None:
+    def _future_option(self, symbol: str) -> Instrument | None:
         match = _FUTURE_OPTION.fullmatch(symbol)
         if match is None:
             return None
@@ -157,8 +159,8 @@ class StreamerSymbols:
             for expiration in expirations:
                 if expiration.contract_code[:-1] == code and strike in expiration.strikes:
                     name = future_option_symbol(expiration, option_type, strike)
-                    contract = FutureOptionContract(name, expiration, option_type, strike)
-                    if contract.streamer_symbol == symbol:
+                    contract = self._universe.lookup(name)
+                    if contract is not None and _streamer_symbol(contract) == symbol:
                         return contract
         return None
 
@@ -246,17 +248,14 @@ class _Connection:
     def send(self, message: JsonDict) -> None:
         self.outbox.put_nowait(dumps(message))
 
-    def error(self, kind: str, message: str, channel: int = 0) -> None:
-        self.send({"type": "ERROR", "channel": channel, "error": kind, "message": message})
-
-    async def wait_resumed(self) -> None:
-        await self.resume.wait()
+    def error(self, kind: str, message: str) -> None:
+        self.send({"type": "ERROR", "channel": 0, "error": kind, "message": message})
 
     async def write_loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             item = await self.outbox.get()
-            await self.wait_resumed()
+            await self.resume.wait()
             if self.socket.closed:
                 return
             if isinstance(item, _Close):
@@ -273,7 +272,7 @@ class _Connection:
         loop = asyncio.get_running_loop()
         while not self.socket.closed:
             if not self.resume.is_set():
-                await self.wait_resumed()
+                await self.resume.wait()
                 self.last_received = loop.time()  # a frozen server heard nothing
                 continue
             now = loop.time()
@@ -310,6 +309,9 @@ class _Connection:
             self._dispatch(message)
         except ProtocolError as problem:
             self.error(problem.kind, problem.message)
+        except Exception:  # a bug in the exchange: say so, keep the connection
+            log.exception("paper exchange: DXLink message failed")
+            self.error("UNKNOWN", "Internal error.")
 
     def _dispatch(self, message: object) -> None:
         if not isinstance(message, dict):
@@ -698,7 +700,7 @@ class DXLinkHub:
             while not socket.closed:
                 message = await socket.receive()
                 arrived_frozen = not connection.resume.is_set()
-                await connection.wait_resumed()  # a frozen server reads nothing
+                await connection.resume.wait()  # a frozen server reads nothing
                 if socket.closed or message.type in _ENDS:
                     break
                 connection.last_received = loop.time()
