@@ -46,8 +46,8 @@ Message flow (JSON TEXT frames; ``→`` client to server):
   ``BAD_ACTION`` (out of order: anything before SETUP, a second SETUP, a channel that is
   not open or already open, an unknown service or message type), ``UNAUTHORIZED`` (a bad
   or expired token, followed by ``AUTH_STATE UNAUTHORIZED``; channel messages before
-  AUTH), ``TIMEOUT``. The connection stays open after an error (except TIMEOUT); the
-  SDK treats any ERROR as fatal.
+  AUTH), ``TIMEOUT``, ``UNKNOWN`` (a bug in the exchange, logged). The connection stays
+  open after an error (except TIMEOUT); the SDK treats any ERROR as fatal.
 * ``freeze()`` stalls every connection, current and new: nothing is read or sent (no
   pongs, no keepalives, no data, no silence timeout) and nothing is closed;
   ``unfreeze()`` resumes them: messages that arrived meanwhile are handled then, except
